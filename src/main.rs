@@ -1,0 +1,223 @@
+//! The `sluice` command: serve a LiteLLM proxy config, or check one.
+#![forbid(unsafe_code)]
+
+use clap::{Parser, Subcommand};
+use sluice::config::{self, ConfigError};
+use sluice::state::{App, Snapshot};
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// An OpenAI-compatible load balancer for LiteLLM proxy configs.
+#[derive(Parser)]
+#[command(
+    name = "sluice",
+    version,
+    about,
+    args_conflicts_with_subcommands = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// The LiteLLM proxy config (YAML) to serve.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Address to listen on.
+    #[arg(long, default_value = "0.0.0.0")]
+    host: IpAddr,
+    /// Port to listen on (0 picks a free one and prints it).
+    #[arg(long, default_value_t = 4000)]
+    port: u16,
+    /// Worker threads (default: one per CPU).
+    #[arg(long = "num_workers", visible_alias = "num-workers")]
+    num_workers: Option<usize>,
+    /// Log as JSON lines instead of human-readable text.
+    #[arg(long = "json-logs")]
+    json_logs: bool,
+    /// Seconds in-flight requests get to finish after SIGTERM/SIGINT.
+    #[arg(long = "grace-period", default_value_t = 30.0)]
+    grace_period: f64,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Validate a config and print what it would serve, without starting.
+    Check {
+        /// The LiteLLM proxy config (YAML) to check.
+        #[arg(long)]
+        config: PathBuf,
+    },
+}
+
+/// Exit status for an unusable config or command line.
+const EXIT_BAD_CONFIG: u8 = 2;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Some(Command::Check { config }) = &cli.command {
+        return check(config);
+    }
+    let Some(path) = cli.config.clone() else {
+        eprintln!("error: --config PATH is required (try configs/quickstart.yaml)");
+        return ExitCode::from(EXIT_BAD_CONFIG);
+    };
+    let (snapshot, json_logs) = match load(&path) {
+        Ok(s) => s,
+        Err(errors) => {
+            report_errors(&path, &errors);
+            return ExitCode::from(EXIT_BAD_CONFIG);
+        }
+    };
+    init_logs(cli.json_logs || json_logs);
+    let mut rt = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = cli.num_workers.filter(|n| *n > 0) {
+        rt.worker_threads(n);
+    }
+    let rt = rt.enable_all().build().expect("the tokio runtime starts");
+    let grace = Duration::from_secs_f64(cli.grace_period.max(0.0));
+    rt.block_on(serve(cli, path, snapshot, grace))
+}
+
+/// Loads and builds a config; errors are ready to print.
+fn load(path: &Path) -> Result<(Snapshot, bool), Vec<String>> {
+    let loaded = config::load_file(path)
+        .map_err(|e| e.iter().map(ConfigError::to_string).collect::<Vec<_>>())?;
+    for w in &loaded.warnings {
+        eprintln!("warning: {w}");
+    }
+    let json_logs = loaded.config.litellm.json_logs;
+    Ok((Snapshot::build(loaded)?, json_logs))
+}
+
+fn report_errors(path: &Path, errors: &[String]) {
+    eprintln!("error: {} has {} problem(s):", path.display(), errors.len());
+    for e in errors {
+        eprintln!("  {e}");
+    }
+}
+
+fn init_logs(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let fmt = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        fmt.json().init();
+    } else {
+        fmt.init();
+    }
+}
+
+async fn serve(cli: Cli, path: PathBuf, snapshot: Snapshot, grace: Duration) -> ExitCode {
+    let addr = SocketAddr::new(cli.host, cli.port);
+    let listener = match sluice::server::bind(addr) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: cannot listen on {addr}: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let local = listener.local_addr().map_or(addr, |a| a);
+    tracing::info!(
+        %local,
+        config = %path.display(),
+        hash = %snapshot.hash,
+        groups = snapshot.groups.len(),
+        deployments = snapshot.deployments.len(),
+        "sluice {} listening on http://{local}", sluice::VERSION
+    );
+    let app = App::new(snapshot);
+    tokio::spawn(reload_on_sighup(app.clone(), path));
+    sluice::server::run(listener, app, shutdown_signal(), grace).await;
+    ExitCode::SUCCESS
+}
+
+/// Resolves on the first SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler installs");
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler installs");
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received"),
+        _ = int.recv() => tracing::info!("SIGINT received"),
+    }
+}
+
+/// On SIGHUP: load, validate and build the config off the request path, then swap
+/// it in whole. An invalid config changes nothing.
+async fn reload_on_sighup(app: Arc<App>, path: PathBuf) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        return;
+    };
+    while hup.recv().await.is_some() {
+        let p = path.clone();
+        match tokio::task::spawn_blocking(move || load(&p)).await {
+            Ok(Ok((snapshot, _))) => {
+                tracing::info!(hash = %snapshot.hash, "config reloaded");
+                app.snapshot.store(Arc::new(snapshot));
+            }
+            Ok(Err(errors)) => {
+                for e in &errors {
+                    tracing::error!("reload rejected: {e}");
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "reload task failed"),
+        }
+    }
+}
+
+/// `sluice check`: every problem, or a summary of what would be served.
+fn check(path: &Path) -> ExitCode {
+    let snap = match load(path) {
+        Ok((s, _)) => s,
+        Err(errors) => {
+            report_errors(path, &errors);
+            return ExitCode::from(EXIT_BAD_CONFIG);
+        }
+    };
+    let r = &snap.config.router;
+    println!("{}: OK (config hash {})", path.display(), snap.hash);
+    println!(
+        "routing_strategy: {}, num_retries: {}, timeout: {}s, master key: {}",
+        r.routing_strategy.as_str(),
+        snap.settings.num_retries,
+        snap.settings.timeout.as_secs_f64(),
+        if snap.settings.master_key_sha.is_some() {
+            "set"
+        } else {
+            "none (no auth)"
+        },
+    );
+    for g in &snap.groups {
+        println!("group {:?}: {} deployment(s)", g.name, g.members.len());
+        for &i in &g.members {
+            let d = &snap.deployments[i];
+            let c = &d.cfg;
+            let mut line = format!("  - {} id={} -> {}", c.model, c.id, d.urls[0]);
+            for (k, v) in [("rpm", c.rpm), ("tpm", c.tpm)] {
+                if let Some(v) = v {
+                    line.push_str(&format!(" {k}={v}"));
+                }
+            }
+            if let Some(w) = c.weight {
+                line.push_str(&format!(" weight={w}"));
+            }
+            if c.mock_response.is_some() {
+                line.push_str(" (mock_response)");
+            }
+            println!("{line}");
+        }
+    }
+    for a in &r.model_group_alias {
+        let hidden = if a.hidden { " (hidden)" } else { "" };
+        println!("alias {:?} -> {:?}{hidden}", a.name, a.target);
+    }
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,152 @@
+//! Reading a request body under a size cap, scanning it once for the fields the
+//! proxy needs, and splicing a deployment's model into it without copying the rest.
+
+use crate::body::Spliced;
+use crate::error::ProxyError;
+use crate::scan::{self, Fields, Span};
+use bytes::{Bytes, BytesMut};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+
+/// How much of an oversized body is read and thrown away so the connection can be
+/// reused; past this the connection is closed instead.
+const DRAIN_LIMIT: usize = 16 * 1024 * 1024;
+
+/// A scanned request body.
+pub struct Parsed {
+    /// The body exactly as received.
+    pub body: Bytes,
+    /// Where the fields of interest are in `body`.
+    pub fields: Fields,
+    /// Span of the model value in `body`.
+    pub model_span: Span,
+    /// The requested model, decoded.
+    pub model: String,
+}
+
+impl Parsed {
+    /// Scans a body; errors are the 400s a client should see.
+    pub fn new(body: Bytes) -> Result<Parsed, ProxyError> {
+        let fields = scan::scan(&body).map_err(|e| ProxyError::BadRequest(e.to_string()))?;
+        let model_span = fields.model.ok_or(ProxyError::MissingModel)?;
+        let model = model_span
+            .as_str(&body)
+            .ok_or_else(|| {
+                ProxyError::BadRequest(format!(
+                    "\"model\" must be a string, got {}",
+                    String::from_utf8_lossy(model_span.text(&body))
+                ))
+            })?
+            .into_owned();
+        Ok(Parsed {
+            body,
+            fields,
+            model_span,
+            model,
+        })
+    }
+
+    /// The body to send upstream: the model value replaced by `model_json` (a JSON
+    /// string literal), everything else the client's bytes, uncopied.
+    pub fn spliced(&self, model_json: &Bytes) -> Spliced {
+        let s = &self.model_span;
+        Spliced::new([
+            self.body.slice(..s.start),
+            model_json.clone(),
+            self.body.slice(s.end..),
+        ])
+    }
+
+    /// Whether the client asked for a stream.
+    pub fn stream(&self) -> bool {
+        self.fields.stream()
+    }
+}
+
+/// Reads a whole body, refusing more than `limit` bytes with a 413.
+///
+/// A single-frame body (the common case) is kept as the frame's `Bytes`, no copy.
+pub async fn read_body(
+    mut body: Incoming,
+    content_length: Option<u64>,
+    limit: usize,
+    limit_mb: f64,
+) -> Result<Bytes, ProxyError> {
+    let too_large = ProxyError::PayloadTooLarge { limit_mb };
+    if content_length.is_some_and(|n| n > limit as u64) {
+        drain(body, content_length.unwrap_or(0) as usize).await;
+        return Err(too_large);
+    }
+    let mut first: Option<Bytes> = None;
+    let mut buf: Option<BytesMut> = None;
+    let mut total = 0usize;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| ProxyError::BadRequest(format!("reading body: {e}")))?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        total += data.len();
+        if total > limit {
+            drain(body, total).await;
+            return Err(too_large);
+        }
+        match (&mut first, &mut buf) {
+            (None, None) => first = Some(data),
+            (Some(_), None) => {
+                let head = first.take().expect("checked Some");
+                let cap = content_length.map_or(head.len() + data.len(), |n| n as usize);
+                let mut b = BytesMut::with_capacity(cap);
+                b.extend_from_slice(&head);
+                b.extend_from_slice(&data);
+                buf = Some(b);
+            }
+            (_, Some(b)) => b.extend_from_slice(&data),
+        }
+    }
+    Ok(match (first, buf) {
+        (_, Some(b)) => b.freeze(),
+        (Some(f), None) => f,
+        (None, None) => Bytes::new(),
+    })
+}
+
+/// Reads and discards the rest of a body, up to `DRAIN_LIMIT` past `seen` bytes.
+async fn drain(mut body: Incoming, seen: usize) {
+    let mut total = seen;
+    while total <= seen + DRAIN_LIMIT {
+        match body.frame().await {
+            Some(Ok(f)) => total += f.data_ref().map_or(0, Bytes::len),
+            _ => return,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+
+    #[tokio::test]
+    async fn splice_replaces_only_the_model_value() {
+        let body = Bytes::from_static(br#"{"messages":[{"model":"x"}], "model" : "gpt-4", "n":1}"#);
+        let p = Parsed::new(body).unwrap();
+        assert_eq!(p.model, "gpt-4");
+        let out = p.spliced(&Bytes::from_static(b"\"my-model\""));
+        let expected = br#"{"messages":[{"model":"x"}], "model" : "my-model", "n":1}"#;
+        assert_eq!(out.len(), expected.len());
+        let sent = out.collect().await.unwrap().to_bytes();
+        assert_eq!(&sent[..], expected);
+    }
+
+    #[test]
+    fn bad_bodies_are_400s_with_reasons() {
+        let err = |b: &'static [u8]| Parsed::new(Bytes::from_static(b)).err().unwrap();
+        assert_eq!(err(b"{\"messages\":[]}"), ProxyError::MissingModel);
+        assert!(
+            matches!(err(b"{\"model\":5}"), ProxyError::BadRequest(m) if m.contains("must be a string"))
+        );
+        assert!(matches!(err(b"{\"model\":"), ProxyError::BadRequest(m) if m.contains("JSON")));
+        assert!(matches!(err(b"[1]"), ProxyError::BadRequest(_)));
+        assert!(matches!(err(b""), ProxyError::BadRequest(_)));
+    }
+}

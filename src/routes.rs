@@ -1,0 +1,175 @@
+//! Path and method -> handler, and authentication. Every answer sluice makes itself
+//! goes out through `ProxyError` or `info`, so shapes stay consistent.
+
+use crate::body::ProxyBody;
+use crate::error::ProxyError;
+use crate::info;
+use crate::proxy;
+use crate::request::{self, Parsed};
+use crate::state::{App, Snapshot};
+use crate::upstream::Endpoint;
+use http::header::{self, HeaderMap};
+use http::{Method, Request, Response};
+use hyper::body::Incoming;
+use sha2::{Digest, Sha256};
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Instant;
+use subtle::ConstantTimeEq;
+
+/// What a path serves.
+#[derive(Clone, Copy)]
+enum Target {
+    Proxy(Endpoint),
+    Models,
+    ModelInfo,
+    ModelGroupInfo,
+    Liveness,
+    Readiness,
+}
+
+impl Target {
+    fn of(path: &str) -> Option<Target> {
+        Some(match path {
+            "/chat/completions" | "/v1/chat/completions" => {
+                Target::Proxy(Endpoint::ChatCompletions)
+            }
+            "/completions" | "/v1/completions" => Target::Proxy(Endpoint::Completions),
+            "/embeddings" | "/v1/embeddings" => Target::Proxy(Endpoint::Embeddings),
+            "/models" | "/v1/models" => Target::Models,
+            "/model/info" | "/v1/model/info" => Target::ModelInfo,
+            "/model_group/info" | "/v1/model_group/info" => Target::ModelGroupInfo,
+            "/health/liveliness" | "/health/liveness" => Target::Liveness,
+            "/health/readiness" => Target::Readiness,
+            _ => return None,
+        })
+    }
+
+    fn method(self) -> Method {
+        match self {
+            Target::Proxy(_) => Method::POST,
+            _ => Method::GET,
+        }
+    }
+
+    /// Health probes answer without a key, as in LiteLLM.
+    fn open(self) -> bool {
+        matches!(self, Target::Liveness | Target::Readiness)
+    }
+}
+
+/// The hyper service: never fails, every problem becomes a response.
+pub async fn handle(
+    app: Arc<App>,
+    req: Request<Incoming>,
+) -> Result<Response<ProxyBody>, Infallible> {
+    let start = Instant::now();
+    let snap = app.snapshot.load_full();
+    let Some(target) = Target::of(req.uri().path()) else {
+        return Ok(ProxyError::NotFound(req.uri().path().to_string()).into_response());
+    };
+    let method = req.method();
+    let head = method == Method::HEAD && target.method() == Method::GET;
+    if method != target.method() && !head {
+        let allow = if target.method() == Method::POST {
+            "POST"
+        } else {
+            "GET, HEAD"
+        };
+        return Ok(ProxyError::MethodNotAllowed { allow }.into_response());
+    }
+    if !target.open() {
+        if let Err(e) = authorize(&snap, req.headers()) {
+            return Ok(e.into_response());
+        }
+    }
+    let resp = match target {
+        Target::Proxy(endpoint) => proxy_call(&app, &snap, endpoint, req, start).await,
+        Target::Models => info::models(&snap),
+        Target::ModelInfo => info::model_info(&snap),
+        Target::ModelGroupInfo => info::model_group_info(&snap),
+        Target::Liveness => info::liveness(),
+        Target::Readiness => info::readiness(&app, &snap),
+    };
+    Ok(resp)
+}
+
+async fn proxy_call(
+    app: &App,
+    snap: &Snapshot,
+    endpoint: Endpoint,
+    req: Request<Incoming>,
+    start: Instant,
+) -> Response<ProxyBody> {
+    let (parts, body) = req.into_parts();
+    let content_length = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse().ok());
+    let s = &snap.settings;
+    let parsed = match request::read_body(body, content_length, s.max_body_bytes, s.max_body_mb)
+        .await
+        .and_then(Parsed::new)
+    {
+        Ok(p) => p,
+        Err(e) => return e.into_response(),
+    };
+    proxy::handle(app, snap, endpoint, &parts.headers, parsed, start).await
+}
+
+/// Headers a client key may arrive in, in LiteLLM's order of preference.
+const KEY_HEADERS: [&str; 3] = ["x-litellm-api-key", "api-key", "x-api-key"];
+
+/// Checks the client's key against the master key (if one is set) in constant time.
+fn authorize(snap: &Snapshot, headers: &HeaderMap) -> Result<(), ProxyError> {
+    let Some(expected) = &snap.settings.master_key_sha else {
+        return Ok(());
+    };
+    let key = client_key(headers).ok_or(ProxyError::NoApiKey)?;
+    // Comparing digests keeps both the time and the length of the key secret.
+    let got: [u8; 32] = Sha256::digest(key).into();
+    if bool::from(got.ct_eq(expected)) {
+        Ok(())
+    } else {
+        Err(ProxyError::InvalidApiKey)
+    }
+}
+
+/// The key a client sent: `Authorization: Bearer <key>` or one of `KEY_HEADERS`.
+fn client_key(headers: &HeaderMap) -> Option<&[u8]> {
+    if let Some(v) = headers.get(header::AUTHORIZATION) {
+        let v = v.as_bytes();
+        let key = match v.get(..7) {
+            Some(p) if p.eq_ignore_ascii_case(b"bearer ") => &v[7..],
+            _ => v,
+        };
+        let key = key.trim_ascii();
+        if !key.is_empty() {
+            return Some(key);
+        }
+    }
+    KEY_HEADERS
+        .iter()
+        .filter_map(|h| headers.get(*h))
+        .map(|v| v.as_bytes().trim_ascii())
+        .find(|k| !k.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_comes_from_any_accepted_header() {
+        let mut h = HeaderMap::new();
+        assert_eq!(client_key(&h), None);
+        h.insert("x-api-key", "k3".parse().unwrap());
+        assert_eq!(client_key(&h), Some(&b"k3"[..]));
+        h.insert("api-key", "k2".parse().unwrap());
+        assert_eq!(client_key(&h), Some(&b"k2"[..]));
+        h.insert(header::AUTHORIZATION, "bearer  k1".parse().unwrap());
+        assert_eq!(client_key(&h), Some(&b"k1"[..]));
+        h.insert(header::AUTHORIZATION, "Bearer ".parse().unwrap());
+        assert_eq!(client_key(&h), Some(&b"k2"[..]));
+    }
+}

@@ -1,0 +1,237 @@
+//! The command line: --version, --help, `sluice check` on every shipped config and
+//! on a bad one (every problem listed with its place, exit 2), and a graceful stop
+//! that lets an in-flight stream finish.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const SLUICE: &str = env!("CARGO_BIN_EXE_sluice");
+const FAKE: &str = env!("CARGO_BIN_EXE_fake-llm");
+
+fn run(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(SLUICE).args(args).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+#[test]
+fn version_and_help() {
+    let (code, out, _) = run(&["--version"]);
+    assert_eq!(code, 0);
+    assert!(out.contains(env!("CARGO_PKG_VERSION")));
+    let (code, out, _) = run(&["--help"]);
+    assert_eq!(code, 0);
+    for flag in ["--config", "--host", "--port", "--num_workers", "check"] {
+        assert!(out.contains(flag), "--help lacks {flag}");
+    }
+}
+
+#[test]
+fn check_accepts_every_shipped_config() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/configs");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "yaml") {
+            let (code, out, err) = run(&["check", "--config", path.to_str().unwrap()]);
+            assert_eq!(code, 0, "{}: {err}", path.display());
+            assert!(out.contains("OK"), "{out}");
+            assert!(out.contains("group "), "{out}");
+            checked += 1;
+        }
+    }
+    assert!(checked >= 4, "only {checked} configs found in {dir}");
+}
+
+#[test]
+fn check_prints_groups_without_secrets() {
+    let dir = tempdir();
+    let path = dir.join("c.yaml");
+    std::fs::write(
+        &path,
+        "model_list:\n  - model_name: g\n    litellm_params: {model: openai/m, api_key: sk-very-secret, rpm: 10}\nrouter_settings: {routing_strategy: simple-shuffle}\n",
+    )
+    .unwrap();
+    let (code, out, err) = run(&["check", "--config", path.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("group \"g\": 1 deployment(s)"), "{out}");
+    assert!(out.contains("rpm=10"), "{out}");
+    assert!(out.contains("simple-shuffle"), "{out}");
+    assert!(!out.contains("sk-very-secret") && !err.contains("sk-very-secret"));
+}
+
+#[test]
+fn bad_config_lists_every_problem_and_exits_2() {
+    let dir = tempdir();
+    let path = dir.join("bad.yaml");
+    std::fs::write(
+        &path,
+        r#"
+model_list:
+  - model_name: ok
+    litellm_params: {model: openai/a}
+  - model_name: bad
+    litellm_params: {model: openai/b, rpm: lots}
+  - model_name: worse
+    litellm_params: {api_base: "http://127.0.0.1:1"}
+router_settings:
+  routing_strategy: fastest
+"#,
+    )
+    .unwrap();
+    for args in [
+        vec!["check", "--config", path.to_str().unwrap()],
+        vec!["--config", path.to_str().unwrap(), "--port", "0"],
+    ] {
+        let (code, out, err) = run(&args);
+        assert_eq!(code, 2, "{out}{err}");
+        assert!(err.contains("model_list[1].litellm_params.rpm"), "{err}");
+        assert!(err.contains("model_list[2].litellm_params.model"), "{err}");
+        assert!(err.contains("router_settings.routing_strategy"), "{err}");
+        assert!(!out.contains("listening") && !err.contains("listening"));
+    }
+    let (code, _, err) = run(&["check", "--config", "/nonexistent/c.yaml"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("/nonexistent/c.yaml"), "{err}");
+    let (code, _, err) = run(&["--port", "0"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("--config"), "{err}");
+}
+
+fn tempdir() -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!(
+        "sluice-cli-{}-{}",
+        std::process::id(),
+        fastrand::u64(..)
+    ));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Starts a child and returns the port from its "http://127.0.0.1:PORT" line.
+fn port_from(child: &mut std::process::Child, stderr: bool) -> u16 {
+    let reader: Box<dyn Read + Send> = if stderr {
+        Box::new(child.stderr.take().unwrap())
+    } else {
+        Box::new(child.stdout.take().unwrap())
+    };
+    let mut lines = BufReader::new(reader).lines();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        let line = lines.next().expect("child printed its port").unwrap();
+        if let Some(rest) = line.split("http://127.0.0.1:").nth(1) {
+            let port: String = rest.chars().take_while(char::is_ascii_digit).collect();
+            // Keep draining the pipe so the child never blocks on a full pipe.
+            std::thread::spawn(move || for _ in lines {});
+            return port.parse().unwrap();
+        }
+    }
+    panic!("no port line");
+}
+
+#[test]
+fn sigterm_lets_an_in_flight_stream_finish_then_exits_0() {
+    let mut fake = Command::new(FAKE)
+        .args([
+            "--port",
+            "0",
+            "--stream-chunks",
+            "10",
+            "--chunk-delay-ms",
+            "150",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let fake_port = port_from(&mut fake, false);
+    let dir = tempdir();
+    let cfg = dir.join("c.yaml");
+    std::fs::write(
+        &cfg,
+        format!("model_list:\n  - model_name: m\n    litellm_params: {{model: openai/m, api_base: \"http://127.0.0.1:{fake_port}\"}}\n"),
+    )
+    .unwrap();
+    let mut sluice = Command::new(SLUICE)
+        .args([
+            "--config",
+            cfg.to_str().unwrap(),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--grace-period",
+            "10",
+        ])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let port = port_from(&mut sluice, true);
+    let mut conn = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let body = r#"{"model":"m","stream":true,"messages":[]}"#;
+    write!(
+        conn,
+        "POST /chat/completions HTTP/1.1\r\nhost: x\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    // Wait for the first bytes of the stream, then ask sluice to stop.
+    let mut buf = [0u8; 4096];
+    let mut got = Vec::new();
+    let n = conn.read(&mut buf).unwrap();
+    got.extend_from_slice(&buf[..n]);
+    let stopped_at = Instant::now();
+    Command::new("kill")
+        .args(["-TERM", &sluice.id().to_string()])
+        .status()
+        .unwrap();
+    // New connections are refused soon after the signal.
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "still accepting after SIGTERM"
+    );
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    loop {
+        let n = conn.read(&mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        got.extend_from_slice(&buf[..n]);
+        if got.ends_with(b"0\r\n\r\n") {
+            break;
+        }
+    }
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.contains("data: [DONE]"), "stream cut short: {text}");
+    assert!(
+        stopped_at.elapsed() >= Duration::from_millis(500),
+        "the stream could not have finished so soon"
+    );
+    drop(conn);
+    let status =
+        wait_timeout(&mut sluice, Duration::from_secs(10)).expect("sluice exits after the drain");
+    assert_eq!(status.code(), Some(0));
+    let _ = fake.kill();
+    let _ = fake.wait();
+}
+
+fn wait_timeout(
+    child: &mut std::process::Child,
+    limit: Duration,
+) -> Option<std::process::ExitStatus> {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if let Some(s) = child.try_wait().unwrap() {
+            return Some(s);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    None
+}

@@ -1,0 +1,215 @@
+//! Test harness: sluice started in-process on port 0 from YAML text, a small HTTP
+//! client over real sockets, and raw-socket helpers for byte-level checks.
+#![allow(dead_code)]
+
+use bytes::Bytes;
+use http::{HeaderMap, Method, Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use sluice::state::{App, Snapshot};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// A running in-process sluice.
+pub struct Sluice {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Shared state (to inspect the snapshot).
+    pub app: Arc<App>,
+    /// Dropping it starts the graceful shutdown.
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    /// The server task.
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Sluice {
+    /// Starts sluice on 127.0.0.1:0 with a config given as YAML text.
+    pub async fn start(yaml: &str) -> Sluice {
+        Self::start_with_env(yaml, &[]).await
+    }
+
+    /// Like `start`, with environment variables visible to `os.environ/` only.
+    pub async fn start_with_env(yaml: &str, env: &[(&str, &str)]) -> Sluice {
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let lookup = move |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+        let loaded = sluice::config::load_str(yaml, &lookup)
+            .unwrap_or_else(|e| panic!("test config is invalid: {e:?}"));
+        let snapshot = Snapshot::build(loaded).expect("test config builds");
+        let app = App::new(snapshot);
+        let listener = sluice::server::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(sluice::server::run(
+            listener,
+            app.clone(),
+            async move {
+                let _ = rx.await;
+            },
+            Duration::from_secs(5),
+        ));
+        Sluice {
+            addr,
+            app,
+            stop: Some(tx),
+            task: Some(task),
+        }
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Begins the graceful shutdown and waits for the drain to finish.
+    pub async fn shutdown(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.task.take() {
+            let _ = t.await;
+        }
+    }
+}
+
+impl Drop for Sluice {
+    fn drop(&mut self) {
+        if let Some(t) = &self.task {
+            t.abort();
+        }
+    }
+}
+
+/// A complete response.
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Reply {
+    /// The body as JSON.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", String::from_utf8_lossy(&self.body)))
+    }
+
+    /// A header as text ("" when absent).
+    pub fn header(&self, name: &str) -> &str {
+        self.headers.get(name).map_or("", |v| v.to_str().unwrap())
+    }
+
+    /// The OpenAI error message of an error body.
+    pub fn error_message(&self) -> String {
+        self.json()["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+}
+
+type TestClient = Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>;
+
+thread_local! {
+    /// One pooled client per test thread (each test has its own runtime and thread),
+    /// so load tests reuse connections instead of opening thousands.
+    static CLIENT: TestClient = Client::builder(TokioExecutor::new()).build_http();
+}
+
+/// Sends one request and reads the whole response.
+pub async fn send(
+    method: Method,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: impl Into<Bytes>,
+) -> Reply {
+    let client = CLIENT.with(|c| c.clone());
+    let mut req = Request::builder().method(method).uri(url);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let req = req.body(Full::new(body.into())).unwrap();
+    let resp = tokio::time::timeout(Duration::from_secs(30), client.request(req))
+        .await
+        .expect("response within 30 s")
+        .expect("request succeeds at the HTTP level");
+    let (parts, body) = resp.into_parts();
+    let body = body.collect().await.expect("body reads").to_bytes();
+    Reply {
+        status: parts.status,
+        headers: parts.headers,
+        body,
+    }
+}
+
+/// POST a JSON body.
+pub async fn post(url: &str, body: &str) -> Reply {
+    send(
+        Method::POST,
+        url,
+        &[("content-type", "application/json")],
+        body.to_string(),
+    )
+    .await
+}
+
+/// POST with extra headers.
+pub async fn post_with(url: &str, headers: &[(&str, &str)], body: &str) -> Reply {
+    send(Method::POST, url, headers, body.to_string()).await
+}
+
+/// GET.
+pub async fn get(url: &str) -> Reply {
+    send(Method::GET, url, &[], Bytes::new()).await
+}
+
+/// A chat request body for `model`.
+pub fn chat(model: &str) -> String {
+    format!(r#"{{"model":"{model}","messages":[{{"role":"user","content":"hi"}}]}}"#)
+}
+
+/// Writes raw bytes on a connection and reads one HTTP/1.1 response (head and a
+/// content-length body), returning (status, head text, body).
+pub async fn raw_exchange(conn: &mut TcpStream, request: &[u8]) -> (u16, String, Vec<u8>) {
+    conn.write_all(request).await.unwrap();
+    read_response(conn).await
+}
+
+/// Reads one HTTP/1.1 response with a content-length body.
+pub async fn read_response(conn: &mut TcpStream) -> (u16, String, Vec<u8>) {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let head_end = loop {
+        if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break p + 4;
+        }
+        let n = tokio::time::timeout(Duration::from_secs(10), conn.read(&mut chunk))
+            .await
+            .expect("response within 10 s")
+            .unwrap();
+        assert!(n > 0, "connection closed before a full response head");
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+    let status: u16 = head[9..12].parse().unwrap();
+    let len: usize = head
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("content-length")
+                .then(|| v.trim().parse().unwrap())
+        })
+        .expect("test responses carry content-length");
+    while buf.len() < head_end + len {
+        let n = conn.read(&mut chunk).await.unwrap();
+        assert!(n > 0, "connection closed mid-body");
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    (status, head, buf[head_end..head_end + len].to_vec())
+}

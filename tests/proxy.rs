@@ -1,0 +1,258 @@
+//! The request path against real upstreams (fake-llm on port 0): model splice with
+//! the rest of the body byte for byte, providers' URLs and keys, retries landing on
+//! another deployment, timeouts, and mock_testing_rate_limit_error.
+
+mod common;
+use common::*;
+use sluice::fake::{FakeConfig, FakeLlm};
+use std::time::Duration;
+
+async fn fake(f: impl FnOnce(&mut FakeConfig)) -> FakeLlm {
+    let mut cfg = FakeConfig {
+        port: 0,
+        record: true,
+        ..FakeConfig::default()
+    };
+    f(&mut cfg);
+    FakeLlm::start(cfg).await.unwrap()
+}
+
+#[tokio::test]
+async fn body_reaches_upstream_byte_for_byte_with_the_model_spliced() {
+    let up = fake(|_| {}).await;
+    let s = Sluice::start(&format!(
+        r#"
+model_list:
+  - model_name: public-name
+    litellm_params: {{model: openai/upstream/model-v1, api_base: "{}/v1/", api_key: sk-up}}
+"#,
+        up.url()
+    ))
+    .await;
+    // Odd spacing, unicode, escapes, a nested "model" key and key order all survive.
+    let sent = "{ \"messages\" : [{\"role\":\"user\",\"content\":\"h\u{e9}llo \\\"q\\\" \\u00e9\",\"model\":\"inner\"}],\n\t\"model\"  :  \"public-name\" ,\"temperature\":0.50,\"x\":{\"model\":1}}";
+    let expected = sent.replace("\"public-name\"", "\"upstream/model-v1\"");
+    let r = post_with(
+        &format!("{}/chat/completions", s.url()),
+        &[
+            ("authorization", "Bearer client-key"),
+            ("content-type", "application/json"),
+        ],
+        sent,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(r.json()["model"], "upstream/model-v1");
+    let rec = up.recorded();
+    assert_eq!(rec.len(), 1);
+    assert_eq!(rec[0].body, expected.as_bytes());
+    assert_eq!(rec[0].path_and_query, "/v1/chat/completions");
+    // The deployment's key goes upstream, never the client's.
+    assert_eq!(rec[0].headers["authorization"], "Bearer sk-up");
+    assert_eq!(
+        rec[0].headers["content-length"],
+        expected.len().to_string().as_str()
+    );
+    // The upstream's own headers pass through, sluice's are added.
+    assert_eq!(r.header("x-fake-llm-id"), "fake");
+    assert_eq!(r.header("x-litellm-model-group"), "public-name");
+}
+
+#[tokio::test]
+async fn each_endpoint_maps_to_its_upstream_path() {
+    let up = fake(|_| {}).await;
+    let s = Sluice::start(&format!(
+        "model_list:\n  - model_name: m\n    litellm_params: {{model: hosted_vllm/llama, api_base: \"{}\"}}\n",
+        up.url()
+    ))
+    .await;
+    for (path, upstream_path, body) in [
+        ("/v1/chat/completions", "/chat/completions", chat("m")),
+        (
+            "/completions",
+            "/completions",
+            r#"{"model":"m","prompt":"x"}"#.to_string(),
+        ),
+        (
+            "/v1/embeddings",
+            "/embeddings",
+            r#"{"model":"m","input":"x"}"#.to_string(),
+        ),
+    ] {
+        let r = post(&format!("{}{path}", s.url()), &body).await;
+        assert_eq!(r.status, 200, "{path}");
+        assert_eq!(up.recorded().last().unwrap().path_and_query, upstream_path);
+    }
+}
+
+#[tokio::test]
+async fn azure_gets_its_deployment_url_version_and_api_key_header() {
+    let up = fake(|_| {}).await;
+    let s = Sluice::start_with_env(
+        &format!(
+            "model_list:\n  - model_name: gpt-4o\n    litellm_params:\n      model: azure/my-gpt4o-deployment\n      api_base: \"{}\"\n      api_key: os.environ/AZURE_KEY\n      api_version: \"2024-10-21\"\n",
+            up.url()
+        ),
+        &[("AZURE_KEY", "az-secret")],
+    )
+    .await;
+    let r = post(&format!("{}/chat/completions", s.url()), &chat("gpt-4o")).await;
+    assert_eq!(r.status, 200);
+    let rec = up.recorded().pop().unwrap();
+    assert_eq!(
+        rec.path_and_query,
+        "/openai/deployments/my-gpt4o-deployment/chat/completions?api-version=2024-10-21"
+    );
+    assert_eq!(rec.headers["api-key"], "az-secret");
+    assert!(rec.headers.get("authorization").is_none());
+}
+
+#[tokio::test]
+async fn a_failing_deployment_is_retried_on_another() {
+    let broken = fake(|c| {
+        c.error_rate = 1.0;
+        c.error_status = 500;
+        c.id = "broken".into();
+    })
+    .await;
+    let good = fake(|c| c.id = "good".into()).await;
+    // The broken one has nearly all the weight, so it is almost always tried first.
+    let s = Sluice::start(&format!(
+        r#"
+model_list:
+  - model_name: m
+    litellm_params: {{model: openai/a, api_base: "{}", weight: 1000}}
+    model_info: {{id: broken}}
+  - model_name: m
+    litellm_params: {{model: openai/b, api_base: "{}", weight: 1}}
+    model_info: {{id: good}}
+router_settings: {{num_retries: 1}}
+"#,
+        broken.url(),
+        good.url()
+    ))
+    .await;
+    let mut retried = 0;
+    for _ in 0..30 {
+        let r = post(&format!("{}/chat/completions", s.url()), &chat("m")).await;
+        assert_eq!(r.status, 200);
+        assert_eq!(r.header("x-litellm-model-id"), "good");
+        assert_eq!(r.header("x-fake-llm-id"), "good");
+        if r.header("x-litellm-attempted-retries") == "1" {
+            retried += 1;
+        }
+    }
+    assert!(
+        retried >= 25,
+        "only {retried} of 30 went to the broken one first"
+    );
+    assert_eq!(broken.stats().requests(), retried);
+}
+
+#[tokio::test]
+async fn connect_error_and_429_also_move_to_another_deployment() {
+    let limited = fake(|c| c.rpm = Some(0)).await;
+    let good = fake(|c| c.id = "good".into()).await;
+    let s = Sluice::start(&format!(
+        r#"
+model_list:
+  - model_name: m
+    litellm_params: {{model: openai/a, api_base: "http://127.0.0.1:1", weight: 1}}
+  - model_name: m
+    litellm_params: {{model: openai/b, api_base: "{}", weight: 1}}
+  - model_name: m
+    litellm_params: {{model: openai/c, api_base: "{}", weight: 1}}
+    model_info: {{id: good}}
+router_settings: {{num_retries: 2}}
+"#,
+        limited.url(),
+        good.url()
+    ))
+    .await;
+    for _ in 0..20 {
+        let r = post(&format!("{}/chat/completions", s.url()), &chat("m")).await;
+        assert_eq!(r.status, 200);
+        assert_eq!(r.header("x-litellm-model-id"), "good");
+    }
+}
+
+#[tokio::test]
+async fn last_retryable_upstream_answer_passes_through() {
+    let up = fake(|c| {
+        c.error_rate = 1.0;
+        c.error_status = 503;
+    })
+    .await;
+    let s = Sluice::start(&format!(
+        "model_list:\n  - model_name: m\n    litellm_params: {{model: openai/a, api_base: \"{}\"}}\nrouter_settings: {{num_retries: 3}}\n",
+        up.url()
+    ))
+    .await;
+    let r = post(&format!("{}/chat/completions", s.url()), &chat("m")).await;
+    assert_eq!(r.status, 503);
+    assert_eq!(up.stats().requests(), 4);
+    assert_eq!(r.header("x-litellm-attempted-retries"), "3");
+    // The body is the upstream's.
+    assert!(r.json()["error"].is_object());
+    // Per-request override, body then header.
+    let r = post(
+        &format!("{}/chat/completions", s.url()),
+        r#"{"model":"m","num_retries":0}"#,
+    )
+    .await;
+    assert_eq!(r.header("x-litellm-attempted-retries"), "0");
+    let r = post_with(
+        &format!("{}/chat/completions", s.url()),
+        &[("x-litellm-num-retries", "1")],
+        &chat("m"),
+    )
+    .await;
+    assert_eq!(r.header("x-litellm-attempted-retries"), "1");
+}
+
+#[tokio::test]
+async fn timeouts_per_request_deployment_and_router() {
+    let slow = fake(|c| c.latency = Duration::from_millis(1500)).await;
+    let yaml = |dep_timeout: &str, router_timeout: &str| {
+        format!(
+            "model_list:\n  - model_name: m\n    litellm_params: {{model: openai/a, api_base: \"{}\"{dep_timeout}}}\nrouter_settings: {{num_retries: 0{router_timeout}}}\n",
+            slow.url()
+        )
+    };
+    // Router timeout.
+    let s = Sluice::start(&yaml("", ", timeout: 0.2")).await;
+    let r = post(&format!("{}/chat/completions", s.url()), &chat("m")).await;
+    assert_eq!(r.status, 504);
+    assert!(r.error_message().contains("0.2"));
+    // Deployment timeout beats the router's.
+    let s = Sluice::start(&yaml(", timeout: 0.3", ", timeout: 100")).await;
+    let r = post(&format!("{}/chat/completions", s.url()), &chat("m")).await;
+    assert_eq!(r.status, 504);
+    assert!(r.error_message().contains("0.3"));
+    // The request's own timeout beats both.
+    let r = post(
+        &format!("{}/chat/completions", s.url()),
+        r#"{"model":"m","timeout":5}"#,
+    )
+    .await;
+    assert_eq!(r.status, 200);
+}
+
+#[tokio::test]
+async fn mock_testing_rate_limit_error_retries_then_429s() {
+    let up = fake(|_| {}).await;
+    let s = Sluice::start(&format!(
+        "model_list:\n  - model_name: m\n    litellm_params: {{model: openai/a, api_base: \"{}\"}}\nrouter_settings: {{num_retries: 2}}\n",
+        up.url()
+    ))
+    .await;
+    let r = post(
+        &format!("{}/chat/completions", s.url()),
+        r#"{"model":"m","messages":[],"mock_testing_rate_limit_error":true}"#,
+    )
+    .await;
+    assert_eq!(r.status, 429);
+    assert!(r.error_message().contains("RateLimitError"));
+    assert_eq!(r.header("x-litellm-attempted-retries"), "2");
+    assert_eq!(up.stats().requests(), 0);
+}

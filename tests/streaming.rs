@@ -1,0 +1,134 @@
+//! Streams pass through as they arrive, byte for byte, never buffered whole.
+//! The upstream here is a raw socket writing a fixed chunked SSE response with
+//! pauses, so the exact bytes and their timing are known.
+
+mod common;
+use common::*;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+const EVENTS: [&str; 3] = [
+    "data: {\"choices\":[{\"delta\":{\"content\":\"Hel\"}}]}\n\n",
+    "data: {\"choices\":[{\"delta\":{\"content\":\"lo \\u00e9\"}}]}\n\n",
+    "data: [DONE]\n\n",
+];
+const PAUSE: Duration = Duration::from_millis(400);
+
+/// Accepts one connection, reads one request head+body, answers with EVENTS as
+/// separate chunks, PAUSE apart.
+async fn sse_upstream() -> (String, tokio::task::JoinHandle<Vec<u8>>) {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", l.local_addr().unwrap());
+    let task = tokio::spawn(async move {
+        let (mut c, _) = l.accept().await.unwrap();
+        let req = read_request(&mut c).await;
+        c.write_all(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nx-upstream: yes\r\nconnection: keep-alive\r\ntransfer-encoding: chunked\r\n\r\n").await.unwrap();
+        for e in EVENTS {
+            c.write_all(format!("{:x}\r\n{e}\r\n", e.len()).as_bytes())
+                .await
+                .unwrap();
+            c.flush().await.unwrap();
+            tokio::time::sleep(PAUSE).await;
+        }
+        c.write_all(b"0\r\n\r\n").await.unwrap();
+        req
+    });
+    (url, task)
+}
+
+async fn read_request(c: &mut TcpStream) -> Vec<u8> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let n = c.read(&mut chunk).await.unwrap();
+        buf.extend_from_slice(&chunk[..n]);
+        if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..p]).to_ascii_lowercase();
+            let len: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .map_or(0, |v| v.trim().parse().unwrap());
+            while buf.len() < p + 4 + len {
+                let n = c.read(&mut chunk).await.unwrap();
+                buf.extend_from_slice(&chunk[..n]);
+            }
+            return buf[p + 4..].to_vec();
+        }
+    }
+}
+
+#[tokio::test]
+async fn sse_stream_arrives_incrementally_and_byte_for_byte() {
+    let (up, upstream) = sse_upstream().await;
+    let s = Sluice::start(&format!(
+        "model_list:\n  - model_name: m\n    litellm_params: {{model: openai/x, api_base: \"{up}\"}}\n"
+    ))
+    .await;
+    let body = r#"{"model":"m","stream":true,"messages":[]}"#;
+    let mut c = TcpStream::connect(s.addr).await.unwrap();
+    c.write_all(
+        format!(
+            "POST /chat/completions HTTP/1.1\r\nhost: x\r\ncontent-length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let start = Instant::now();
+    let mut got = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let mut first_event_at = None;
+    while !got.ends_with(b"0\r\n\r\n") {
+        let n = tokio::time::timeout(Duration::from_secs(10), c.read(&mut chunk))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(n > 0, "closed early");
+        got.extend_from_slice(&chunk[..n]);
+        if first_event_at.is_none() && contains(&got, EVENTS[0].as_bytes()) {
+            first_event_at = Some(start.elapsed());
+        }
+    }
+    let total = start.elapsed();
+    // The first event came well before the upstream finished: not buffered.
+    let first = first_event_at.unwrap();
+    assert!(total >= PAUSE * 2, "stream ended too soon: {total:?}");
+    assert!(
+        first + PAUSE <= total,
+        "first event at {first:?}, end at {total:?}"
+    );
+    let text = String::from_utf8_lossy(&got).to_string();
+    let (head, chunked) = text.split_once("\r\n\r\n").unwrap();
+    let head = head.to_ascii_lowercase();
+    assert!(head.contains("content-type: text/event-stream"));
+    assert!(head.contains("x-upstream: yes"));
+    assert!(head.contains("x-litellm-model-group: m"));
+    // The event bytes, de-chunked, are exactly what the upstream sent.
+    assert_eq!(dechunk(chunked.as_bytes()), EVENTS.concat().as_bytes());
+    // And the request reached the upstream with only the model changed.
+    assert_eq!(
+        upstream.await.unwrap(),
+        br#"{"model":"x","stream":true,"messages":[]}"#
+    );
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+fn dechunk(mut b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let line_end = b.windows(2).position(|w| w == b"\r\n").unwrap();
+        let len =
+            usize::from_str_radix(std::str::from_utf8(&b[..line_end]).unwrap().trim(), 16).unwrap();
+        b = &b[line_end + 2..];
+        if len == 0 {
+            return out;
+        }
+        out.extend_from_slice(&b[..len]);
+        b = &b[len + 2..];
+    }
+}
