@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Closed-loop max throughput: fake-llm hit directly vs through sluice, same load,
+# one run each, everything on loopback. Prints a table and the sluice/direct ratio.
+# Usage: perf/throughput.sh [duration_s=10] [connections=50] [runs=3]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DUR=${1:-10}; CONNS=${2:-50}; RUNS=${3:-3}
+command -v wrk >/dev/null || { echo "needs wrk (apt-get install wrk)"; exit 1; }
+cargo build --release --quiet --bins
+work=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+trap cleanup EXIT
+
+wait_url() { # file -> first http://host:port printed in it
+  for _ in $(seq 100); do grep -q 'http://' "$1" 2>/dev/null && break; sleep 0.1; done
+  grep -o 'http://127.0.0.1:[0-9]*' "$1" | head -1
+}
+
+target/release/fake-llm --port 0 >"$work/fake.out" 2>&1 &
+pids+=($!)
+fake=$(wait_url "$work/fake.out")
+cat >"$work/config.yaml" <<YAML
+model_list:
+  - model_name: fake-gpt
+    litellm_params: {model: openai/fake-upstream, api_base: "$fake/v1", api_key: k}
+YAML
+target/release/sluice --config "$work/config.yaml" --host 127.0.0.1 --port 0 2>"$work/sluice.err" &
+pids+=($!)
+sluice=$(wait_url "$work/sluice.err")
+
+rps() { # url -> requests/s from one wrk run
+  wrk -t1 -c"$CONNS" -d"${DUR}s" -s perf/chat.lua "$1/v1/chat/completions" \
+    | awk '/Requests\/sec/ {print $2}'
+}
+wrk -t1 -c"$CONNS" -d2s -s perf/chat.lua "$sluice/v1/chat/completions" >/dev/null  # warm-up
+
+echo "wrk -t1 -c$CONNS -d${DUR}s, $(nproc) cores, $(date -u +%F)"
+printf '%-5s %12s %12s %8s\n' run direct sluice ratio
+for i in $(seq "$RUNS"); do
+  d=$(rps "$fake"); s=$(rps "$sluice")
+  printf '%-5s %12s %12s %8s\n' "$i" "$d" "$s" "$(awk -v s="$s" -v d="$d" 'BEGIN{printf "%.2f", s/d}')"
+done
