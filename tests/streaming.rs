@@ -23,7 +23,7 @@ async fn sse_upstream() -> (String, tokio::task::JoinHandle<Vec<u8>>) {
     let task = tokio::spawn(async move {
         let (mut c, _) = l.accept().await.unwrap();
         let req = read_request(&mut c).await;
-        c.write_all(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nx-upstream: yes\r\nconnection: keep-alive\r\ntransfer-encoding: chunked\r\n\r\n").await.unwrap();
+        c.write_all(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nx-upstream: yes\r\nconnection: keep-alive, x-hop\r\nx-hop: per-connection\r\nkeep-alive: timeout=5\r\ntransfer-encoding: chunked\r\n\r\n").await.unwrap();
         for e in EVENTS {
             c.write_all(format!("{:x}\r\n{e}\r\n", e.len()).as_bytes())
                 .await
@@ -105,6 +105,9 @@ async fn sse_stream_arrives_incrementally_and_byte_for_byte() {
     assert!(head.contains("content-type: text/event-stream"));
     assert!(head.contains("x-upstream: yes"));
     assert!(head.contains("x-litellm-model-group: m"));
+    // Hop-by-hop headers, and those the upstream's Connection header names, stay behind.
+    assert!(!head.contains("x-hop"), "{head}");
+    assert!(!head.contains("keep-alive"), "{head}");
     // The event bytes, de-chunked, are exactly what the upstream sent.
     assert_eq!(dechunk(chunked.as_bytes()), EVENTS.concat().as_bytes());
     // And the request reached the upstream with only the model changed.
