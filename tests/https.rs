@@ -1,0 +1,247 @@
+//! HTTPS upstreams through rustls: a self-signed certificate made at test time is
+//! trusted through `SSL_CERT_FILE`, the upstream is reached by DNS name and by IP
+//! address (both checked against the certificate's SANs), and a server whose
+//! certificate names another host is refused with a 502.
+
+mod common;
+use common::*;
+
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use tokio::net::TcpListener;
+use tokio_rustls::rustls;
+use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use tokio_rustls::TlsAcceptor;
+
+/// One request as the TLS upstream saw it.
+#[derive(Clone, Debug)]
+struct Seen {
+    path: String,
+    authorization: String,
+    body: Bytes,
+}
+
+/// A certificate and its key, as DER for rustls and as PEM for the trust file.
+struct Identity {
+    cert_der: CertificateDer<'static>,
+    key_der: Vec<u8>,
+    cert_pem: String,
+}
+
+/// A self-signed certificate whose SANs are `names` (IP addresses become IP SANs).
+fn self_signed(names: &[&str]) -> Identity {
+    let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+    let ck = rcgen::generate_simple_self_signed(names).expect("rcgen makes a certificate");
+    Identity {
+        cert_der: ck.cert.der().clone(),
+        key_der: ck.signing_key.serialize_der(),
+        cert_pem: ck.cert.pem(),
+    }
+}
+
+/// An HTTP/1.1-over-TLS upstream on 127.0.0.1:0 that answers
+/// POST /v1/chat/completions with a completion echoing the request's model and
+/// records every request it answers.
+struct TlsUpstream {
+    addr: SocketAddr,
+    seen: Arc<Mutex<Vec<Seen>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl TlsUpstream {
+    async fn start(id: &Identity) -> TlsUpstream {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(id.key_der.clone()));
+        let mut config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![id.cert_der.clone()], key)
+            .expect("the key matches the certificate");
+        // sluice offers h2 and http/1.1; this server speaks HTTP/1.1 only.
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let acceptor = TlsAcceptor::from(Arc::new(config));
+
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
+        let record = seen.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((tcp, _)) = listener.accept().await else {
+                    continue;
+                };
+                let acceptor = acceptor.clone();
+                let record = record.clone();
+                tokio::spawn(async move {
+                    // A client that rejects the certificate aborts the handshake here.
+                    let Ok(tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let service = service_fn(move |req| answer(req, record.clone()));
+                    let _ = http1::Builder::new()
+                        .serve_connection(TokioIo::new(tls), service)
+                        .await;
+                });
+            }
+        });
+        TlsUpstream { addr, seen, task }
+    }
+
+    fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+impl Drop for TlsUpstream {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// The upstream's handler.
+async fn answer(
+    req: Request<Incoming>,
+    record: Arc<Mutex<Vec<Seen>>>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let path = req.uri().path().to_string();
+    let method = req.method().clone();
+    let authorization = req
+        .headers()
+        .get("authorization")
+        .map_or(String::new(), |v| {
+            v.to_str().unwrap_or_default().to_string()
+        });
+    let body = req
+        .into_body()
+        .collect()
+        .await
+        .map_or(Bytes::new(), |b| b.to_bytes());
+    record.lock().unwrap().push(Seen {
+        path: path.clone(),
+        authorization,
+        body: body.clone(),
+    });
+    if method != Method::POST || path != "/v1/chat/completions" {
+        let mut resp = Response::new(Full::new(Bytes::from_static(b"not here")));
+        *resp.status_mut() = StatusCode::NOT_FOUND;
+        return Ok(resp);
+    }
+    let model = serde_json::from_slice::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|v| v["model"].as_str().map(str::to_string))
+        .unwrap_or_default();
+    let completion = serde_json::json!({
+        "id": "chatcmpl-tls",
+        "object": "chat.completion",
+        "created": 0,
+        "model": model,
+        "choices": [{
+            "index": 0,
+            "message": {"role": "assistant", "content": "over tls"},
+            "finish_reason": "stop"
+        }],
+        "usage": {"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3}
+    });
+    let mut resp = Response::new(Full::new(Bytes::from(completion.to_string())));
+    resp.headers_mut()
+        .insert("content-type", "application/json".parse().unwrap());
+    Ok(resp)
+}
+
+/// Removes the trust file when the test ends, pass or fail.
+struct TempFile(PathBuf);
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+#[tokio::test]
+async fn https_upstream_through_rustls_with_ssl_cert_file() {
+    let good = self_signed(&["localhost", "127.0.0.1"]);
+    let wrong = self_signed(&["other.example"]);
+
+    // Both certificates are trusted, so the only thing wrong with the second server
+    // is that its certificate names another host: the refusal below comes from the
+    // name check, not from an unknown issuer.
+    let pem_path =
+        std::env::temp_dir().join(format!("sluice-https-test-{}.pem", std::process::id()));
+    std::fs::write(&pem_path, format!("{}{}", good.cert_pem, wrong.cert_pem)).unwrap();
+    let _cleanup = TempFile(pem_path.clone());
+    // Setting the environment is safe here: this file is its own test binary with
+    // this single test, so no other test shares the process, and `#[tokio::test]`
+    // runs on a current-thread runtime, so no other thread exists yet that could
+    // read the environment at the same time. sluice reads SSL_CERT_FILE once, when
+    // `App::new` builds the upstream client inside `Sluice::start` below.
+    std::env::set_var("SSL_CERT_FILE", &pem_path);
+
+    let up = TlsUpstream::start(&good).await;
+    let imposter = TlsUpstream::start(&wrong).await;
+
+    let s = Sluice::start(&format!(
+        r#"
+model_list:
+  - model_name: secure
+    litellm_params: {{model: openai/secure-model, api_base: "https://localhost:{port}/v1", api_key: k}}
+  - model_name: secure-ip
+    litellm_params: {{model: openai/secure-model-ip, api_base: "https://127.0.0.1:{port}/v1", api_key: k}}
+  - model_name: wrong-name
+    litellm_params: {{model: openai/secure-model, api_base: "https://localhost:{bad}/v1", api_key: k}}
+router_settings: {{num_retries: 0}}
+"#,
+        port = up.port(),
+        bad = imposter.port(),
+    ))
+    .await;
+    let url = format!("{}/v1/chat/completions", s.url());
+
+    // By DNS name: the certificate's DNS SAN `localhost` matches.
+    let r = post(&url, &chat("secure")).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(r.json()["model"], "secure-model");
+    assert_eq!(r.json()["choices"][0]["message"]["content"], "over tls");
+    let seen = up.seen();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!(seen[0].path, "/v1/chat/completions");
+    assert_eq!(seen[0].authorization, "Bearer k");
+    assert_eq!(seen[0].body, chat("secure-model").as_bytes());
+
+    // By IP address: the certificate's IP SAN 127.0.0.1 matches.
+    let r = post(&url, &chat("secure-ip")).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(r.json()["model"], "secure-model-ip");
+    let seen = up.seen();
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    assert_eq!(seen[1].body, chat("secure-model-ip").as_bytes());
+
+    // A trusted certificate for another name: the handshake is refused, nothing is
+    // sent upstream, and sluice answers 502 saying why.
+    let r = post(&url, &chat("wrong-name")).await;
+    assert_eq!(r.status, 502, "{:?}", r.body);
+    assert_eq!(r.json()["error"]["type"], "api_connection_error");
+    // The message carries the rustls error chain, e.g. "Upstream unreachable after
+    // retries: client error (Connect): invalid peer certificate: certificate not
+    // valid for name "localhost"; certificate is only valid for
+    // DnsName("other.example")".
+    let message = r.error_message();
+    assert!(message.contains("invalid peer certificate"), "{message}");
+    assert!(message.contains("not valid for name"), "{message}");
+    assert!(imposter.seen().is_empty(), "{:?}", imposter.seen());
+
+    s.shutdown().await;
+}
