@@ -1,0 +1,507 @@
+//! Token `usage` of a proxied response, found while its body streams through.
+//!
+//! The proxy passes upstream bodies on frame by frame and never holds a whole one. A
+//! [`UsageSniffer`] sees every frame as it passes and keeps only
+//! - the last [`TAIL`] bytes, in a ring buffer allocated once on the first non-empty frame, where
+//!   [`UsageSniffer::finish`] looks for the upstream's reported `"usage": {...}` object; and
+//! - for `text/event-stream` bodies, a small state machine that counts `data:` events and the
+//!   bytes of generated text, so that a stream without usage can be estimated.
+//!
+//! Reported usage is the last non-null `"usage"` object in the tail whose braces are complete,
+//! where `"usage"` is a real key (its opening quote is not escaped and a `:` follows it). Text that
+//! merely mentions `\"usage\"` inside a JSON string is never taken for it. A usage object that
+//! ends more than [`TAIL`] bytes before the body's end, or that starts before the tail, is not
+//! found: the result is then an estimate, which is the accepted price of a bounded buffer.
+//!
+//! Estimates: the prompt count is the caller's; completion tokens are the decoded bytes of
+//! generated text in an event stream (see [`TEXT_KEYS`]), or all bytes of any other body (a
+//! deliberate over-estimate), divided by four and rounded up.
+
+use serde_json::{Map, Value};
+
+#[cfg(test)]
+mod tests;
+
+/// Bytes at the end of a body that are kept and searched for the reported usage.
+///
+/// OpenAI, Azure and vLLM put usage last or within a few hundred bytes of the end (after it come
+/// at most `system_fingerprint`, `service_tier`, filter results or `data: [DONE]`).
+pub const TAIL: usize = 4096;
+
+/// Keys whose string values in an event stream are generated text and count toward the
+/// completion estimate: message `content` (and `text` of content parts and text completions),
+/// reasoning text, refusals, and streamed tool-call `arguments`.
+pub const TEXT_KEYS: [&[u8]; 6] = [
+    b"content",
+    b"text",
+    b"reasoning_content",
+    b"reasoning",
+    b"refusal",
+    b"arguments",
+];
+
+/// Length of the longest name in [`TEXT_KEYS`].
+const KEY_CAP: usize = 17;
+
+/// The key searched for in the tail, quotes included.
+const USAGE_KEY: &[u8] = b"\"usage\"";
+
+/// Token counts of one call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Usage {
+    /// Tokens of the request's input.
+    pub prompt_tokens: u64,
+    /// Tokens the upstream generated.
+    pub completion_tokens: u64,
+    /// Their sum, or what the upstream reported as the total.
+    pub total_tokens: u64,
+}
+
+/// Where the numbers came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// The upstream's own `usage` object.
+    Reported,
+    /// The caller's prompt estimate and a completion estimate from the body.
+    Estimated,
+}
+
+/// Watches a response body frame by frame and tells its token usage at the end.
+#[derive(Debug)]
+pub struct UsageSniffer {
+    /// The last bytes seen, at most [`TAIL`]; empty with no capacity until the first frame.
+    tail: Vec<u8>,
+    /// Index in `tail` of its oldest byte once it is full (0 until then).
+    head: usize,
+    /// Bytes seen in all.
+    bytes: u64,
+    /// The event-stream scanner, for `text/event-stream` bodies only.
+    sse: Option<Sse>,
+}
+
+impl UsageSniffer {
+    /// `sse`: the response is text/event-stream.
+    ///
+    /// Allocates nothing; the tail buffer is allocated on the first non-empty frame.
+    pub fn new(sse: bool) -> Self {
+        Self {
+            tail: Vec::new(),
+            head: 0,
+            bytes: 0,
+            sse: sse.then(Sse::new),
+        }
+    }
+
+    /// Sees the next frame of body bytes, in order.
+    pub fn feed(&mut self, bytes: &[u8]) {
+        if bytes.is_empty() {
+            return;
+        }
+        self.bytes += bytes.len() as u64;
+        self.keep(bytes);
+        if let Some(sse) = &mut self.sse {
+            sse.scan(bytes);
+        }
+    }
+
+    /// Total bytes seen.
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    /// For SSE: number of events with a `data:` field that is not `[DONE]` seen so far
+    /// (counted as soon as such a field's first byte arrives); 0 for other bodies.
+    pub fn events(&self) -> u64 {
+        self.sse.as_ref().map_or(0, |s| s.events)
+    }
+
+    /// The usage reported by the upstream if found in the tail, else an estimate.
+    ///
+    /// Reported: the last non-null `"usage": {...}` object in the tail whose braces are complete
+    /// and that has at least one of `prompt_tokens`, `completion_tokens` and `total_tokens` as a
+    /// non-negative integer. A missing total is prompt + completion, a missing completion is
+    /// total - prompt, a missing prompt is total - completion (both saturating).
+    ///
+    /// Estimated: prompt = `prompt_estimate`; completion = generated text bytes (SSE) or all
+    /// bytes (other bodies) / 4, rounded up; total = their sum.
+    pub fn finish(&self, prompt_estimate: u64) -> (Usage, Source) {
+        let mut tail = [0u8; TAIL];
+        let len = self.tail.len();
+        let (newer, older) = self.tail.split_at(self.head);
+        tail[..older.len()].copy_from_slice(older);
+        tail[older.len()..len].copy_from_slice(newer);
+        let cut = self.bytes > len as u64;
+        if let Some(usage) = find_usage(&tail[..len], cut) {
+            return (usage, Source::Reported);
+        }
+        let basis = self.sse.as_ref().map_or(self.bytes, |s| s.text_bytes);
+        let completion = basis.div_ceil(4);
+        let usage = Usage {
+            prompt_tokens: prompt_estimate,
+            completion_tokens: completion,
+            total_tokens: prompt_estimate.saturating_add(completion),
+        };
+        (usage, Source::Estimated)
+    }
+
+    /// Appends `bytes` to the ring buffer, dropping the oldest beyond [`TAIL`].
+    fn keep(&mut self, mut bytes: &[u8]) {
+        if self.tail.capacity() == 0 {
+            self.tail.reserve_exact(TAIL);
+        }
+        if bytes.len() >= TAIL {
+            self.tail.clear();
+            self.tail.extend_from_slice(&bytes[bytes.len() - TAIL..]);
+            self.head = 0;
+            return;
+        }
+        let room = TAIL - self.tail.len();
+        if room > 0 {
+            let n = room.min(bytes.len());
+            self.tail.extend_from_slice(&bytes[..n]);
+            bytes = &bytes[n..];
+        }
+        while !bytes.is_empty() {
+            let n = (TAIL - self.head).min(bytes.len());
+            self.tail[self.head..self.head + n].copy_from_slice(&bytes[..n]);
+            self.head = (self.head + n) % TAIL;
+            bytes = &bytes[n..];
+        }
+    }
+}
+
+/// Where the event-stream scanner is within the current line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Line {
+    /// At a line's start, with this many bytes of `data:` matched.
+    Field(u8),
+    /// Right after `data:`, where one space may follow.
+    Colon,
+    /// In a data value, with this many bytes of `[DONE]` matched and nothing else yet.
+    Done(u8),
+    /// In a data value that is not `[DONE]`: JSON, scanned by [`Json`].
+    Value,
+    /// In a line of no interest (a comment, another field, the rest of `[DONE]`).
+    Skip,
+}
+
+/// Where the JSON scanner is within a data value. Only strings are tracked: outside them, a
+/// `"` starts one and everything else is skipped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Json {
+    /// Outside strings.
+    Outside,
+    /// In a string whose bytes so far are in `Sse::key` and may name one of [`TEXT_KEYS`].
+    Key,
+    /// In a string that is not of interest.
+    Str,
+    /// Right after a backslash in a string that is not of interest.
+    StrEscape,
+    /// After a string naming one of [`TEXT_KEYS`], expecting `:`.
+    AfterKey,
+    /// After a text key's `:`, expecting the opening quote of its value.
+    AfterColon,
+    /// In a text value, counting its bytes.
+    Text,
+    /// Right after a backslash in a text value.
+    TextEscape,
+    /// In a `\uXXXX` escape of a text value.
+    TextUnicode {
+        /// Hex digits still expected.
+        left: u8,
+        /// The code unit so far.
+        unit: u16,
+    },
+}
+
+/// Incremental scanner of an event stream: counts events and generated text bytes.
+#[derive(Debug, Clone)]
+struct Sse {
+    /// Position within the current line.
+    line: Line,
+    /// Position within the current data value's JSON.
+    json: Json,
+    /// The first bytes of the string being read while it may still be a text key.
+    key: [u8; KEY_CAP],
+    /// Bytes used in `key`.
+    key_len: usize,
+    /// Decoded bytes of text values seen (an escape counts as the bytes it stands for).
+    text_bytes: u64,
+    /// Events with a data field other than `[DONE]`.
+    events: u64,
+    /// The current event (since the last blank line) has already been counted.
+    counted: bool,
+}
+
+impl Sse {
+    /// A scanner at the start of a stream.
+    fn new() -> Self {
+        Self {
+            line: Line::Field(0),
+            json: Json::Outside,
+            key: [0; KEY_CAP],
+            key_len: 0,
+            text_bytes: 0,
+            events: 0,
+            counted: false,
+        }
+    }
+
+    /// Scans the next bytes of the stream.
+    fn scan(&mut self, bytes: &[u8]) {
+        let mut i = 0;
+        while i < bytes.len() {
+            let rest = &bytes[i..];
+            i += match self.line {
+                Line::Value => self.value(rest),
+                Line::Skip => match rest.iter().position(|&c| c == b'\n') {
+                    Some(at) => {
+                        self.line = Line::Field(0);
+                        at + 1
+                    }
+                    None => rest.len(),
+                },
+                _ => usize::from(self.line_byte(rest[0])),
+            };
+        }
+    }
+
+    /// Handles one byte outside a JSON value; false when it was not consumed and must be seen
+    /// again as the start of a JSON value.
+    fn line_byte(&mut self, c: u8) -> bool {
+        const DATA: &[u8] = b"data:";
+        const DONE: &[u8] = b"[DONE]";
+        match self.line {
+            Line::Field(0) if c == b'\n' => self.counted = false,
+            Line::Field(0) if c == b'\r' => {}
+            Line::Field(n) if DATA[usize::from(n)] == c => {
+                self.line = if usize::from(n) + 1 == DATA.len() {
+                    Line::Colon
+                } else {
+                    Line::Field(n + 1)
+                };
+            }
+            Line::Field(_) if c == b'\n' => self.line = Line::Field(0),
+            Line::Field(_) => self.line = Line::Skip,
+            Line::Colon => {
+                self.line = Line::Done(0);
+                return c == b' ';
+            }
+            Line::Done(n) if DONE[usize::from(n)] == c => {
+                self.line = if usize::from(n) + 1 == DONE.len() {
+                    Line::Skip
+                } else {
+                    Line::Done(n + 1)
+                };
+            }
+            Line::Done(0) if c == b'\r' => {}
+            Line::Done(0) if c == b'\n' => self.line = Line::Field(0),
+            Line::Done(_) => {
+                if !self.counted {
+                    self.counted = true;
+                    self.events += 1;
+                }
+                self.line = Line::Value;
+                self.json = Json::Outside;
+                return false;
+            }
+            Line::Value | Line::Skip => unreachable!("handled in bulk by scan"),
+        }
+        true
+    }
+
+    /// Scans a data value's JSON up to a line end or a state change; returns bytes consumed.
+    fn value(&mut self, rest: &[u8]) -> usize {
+        match self.json {
+            Json::Outside => {
+                let Some(at) = rest.iter().position(|&c| c == b'"' || c == b'\n') else {
+                    return rest.len();
+                };
+                if rest[at] == b'"' {
+                    self.json = Json::Key;
+                    self.key_len = 0;
+                } else {
+                    self.line = Line::Field(0);
+                }
+                at + 1
+            }
+            Json::Key | Json::Str | Json::Text => {
+                let at = rest
+                    .iter()
+                    .position(|&c| c == b'"' || c == b'\\' || c == b'\n');
+                let run = &rest[..at.unwrap_or(rest.len())];
+                match self.json {
+                    Json::Text => self.text_bytes += run.len() as u64,
+                    Json::Key if self.key_len + run.len() <= KEY_CAP => {
+                        self.key[self.key_len..self.key_len + run.len()].copy_from_slice(run);
+                        self.key_len += run.len();
+                    }
+                    Json::Key => self.json = Json::Str,
+                    _ => {}
+                }
+                let Some(at) = at else {
+                    return rest.len();
+                };
+                self.json = match (rest[at], self.json) {
+                    (b'\n', _) => {
+                        self.line = Line::Field(0);
+                        Json::Outside
+                    }
+                    (b'\\', Json::Text) => Json::TextEscape,
+                    (b'\\', _) => Json::StrEscape,
+                    (_, Json::Key) if TEXT_KEYS.contains(&&self.key[..self.key_len]) => {
+                        Json::AfterKey
+                    }
+                    _ => Json::Outside,
+                };
+                at + 1
+            }
+            _ => usize::from(self.json_byte(rest[0])),
+        }
+    }
+
+    /// Handles one byte in a JSON state that moves byte by byte; false when it was not
+    /// consumed and must be seen again in the new state.
+    fn json_byte(&mut self, c: u8) -> bool {
+        if c == b'\n' {
+            self.line = Line::Field(0);
+            self.json = Json::Outside;
+            return true;
+        }
+        self.json = match self.json {
+            Json::StrEscape => Json::Str,
+            Json::TextEscape if c == b'u' => Json::TextUnicode { left: 4, unit: 0 },
+            Json::TextEscape => {
+                self.text_bytes += 1;
+                Json::Text
+            }
+            Json::TextUnicode { left, unit } => {
+                let Some(digit) = char::from(c).to_digit(16) else {
+                    // Not valid JSON: count what was read as one byte and go on as text.
+                    self.text_bytes += 1;
+                    self.json = Json::Text;
+                    return false;
+                };
+                let unit = (unit << 4) | digit as u16;
+                if left > 1 {
+                    Json::TextUnicode {
+                        left: left - 1,
+                        unit,
+                    }
+                } else {
+                    self.text_bytes += utf8_len(unit);
+                    Json::Text
+                }
+            }
+            Json::AfterKey | Json::AfterColon if matches!(c, b' ' | b'\t' | b'\r') => self.json,
+            Json::AfterKey if c == b':' => Json::AfterColon,
+            Json::AfterColon if c == b'"' => Json::Text,
+            _ => {
+                self.json = Json::Outside;
+                return false;
+            }
+        };
+        true
+    }
+}
+
+/// UTF-8 bytes of a `\uXXXX` escape's code unit (a surrogate is half of a four-byte character).
+fn utf8_len(unit: u16) -> u64 {
+    match unit {
+        0..=0x7f => 1,
+        0x80..=0x7ff => 2,
+        0xd800..=0xdfff => 2,
+        _ => 3,
+    }
+}
+
+/// The last usable `"usage": {...}` in `tail`; `cut` says bytes before `tail` were dropped.
+fn find_usage(tail: &[u8], cut: bool) -> Option<Usage> {
+    let mut end = tail.len();
+    while let Some(at) = tail[..end]
+        .windows(USAGE_KEY.len())
+        .rposition(|w| w == USAGE_KEY)
+    {
+        // An earlier occurrence overlapping this one (sharing its quote) is followed by `u`,
+        // not `:`, so searching before `at` is enough.
+        end = at;
+        let backslashes = tail[..at].iter().rev().take_while(|&&c| c == b'\\').count();
+        if backslashes % 2 == 1 || (cut && backslashes == at) {
+            // An escaped quote, or one whose preceding bytes are gone: not known to be a key.
+            continue;
+        }
+        if let Some(usage) = usage_after_key(&tail[at + USAGE_KEY.len()..]) {
+            return Some(usage);
+        }
+    }
+    None
+}
+
+/// The usage object in `rest`, the bytes after a `"usage"` key: `: {...}` with complete braces.
+fn usage_after_key(rest: &[u8]) -> Option<Usage> {
+    let rest = skip_space(rest).strip_prefix(b":")?;
+    let rest = skip_space(rest);
+    if rest.first() != Some(&b'{') {
+        return None;
+    }
+    let object = &rest[..object_len(rest)?];
+    let map: Map<String, Value> = serde_json::from_slice(object).ok()?;
+    let count = |name: &str| map.get(name).and_then(Value::as_u64);
+    let (prompt, completion, total) = (
+        count("prompt_tokens"),
+        count("completion_tokens"),
+        count("total_tokens"),
+    );
+    if prompt.is_none() && completion.is_none() && total.is_none() {
+        return None;
+    }
+    let prompt =
+        prompt.unwrap_or_else(|| total.unwrap_or(0).saturating_sub(completion.unwrap_or(0)));
+    let completion = completion.unwrap_or_else(|| total.unwrap_or(0).saturating_sub(prompt));
+    Some(Usage {
+        prompt_tokens: prompt,
+        completion_tokens: completion,
+        total_tokens: total.unwrap_or(prompt.saturating_add(completion)),
+    })
+}
+
+/// `s` without leading JSON whitespace.
+fn skip_space(s: &[u8]) -> &[u8] {
+    let start = s
+        .iter()
+        .position(|c| !matches!(c, b' ' | b'\t' | b'\r' | b'\n'))
+        .unwrap_or(s.len());
+    &s[start..]
+}
+
+/// Length of the object or array that `s` starts with, if its brackets close within `s`
+/// (brackets inside strings do not count).
+fn object_len(s: &[u8]) -> Option<usize> {
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    for (i, &c) in s.iter().enumerate() {
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if c == b'\\' {
+                escaped = true;
+            } else if c == b'"' {
+                in_string = false;
+            }
+            continue;
+        }
+        match c {
+            b'"' => in_string = true,
+            b'{' | b'[' => depth += 1,
+            b'}' | b']' => {
+                depth -= 1;
+                if depth == 0 {
+                    return Some(i + 1);
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}

@@ -1,0 +1,702 @@
+use super::*;
+use serde_json::json;
+
+/// What a sniffer tells at the end, for comparing runs.
+type Outcome = ((Usage, Source), u64, u64);
+
+const PROMPT: u64 = 7;
+
+fn outcome(s: &UsageSniffer) -> Outcome {
+    (s.finish(PROMPT), s.bytes(), s.events())
+}
+
+fn feed_frames<'a>(sse: bool, frames: impl IntoIterator<Item = &'a [u8]>) -> UsageSniffer {
+    let mut s = UsageSniffer::new(sse);
+    for f in frames {
+        s.feed(f);
+    }
+    s
+}
+
+fn whole(body: &[u8], sse: bool) -> UsageSniffer {
+    feed_frames(sse, [body])
+}
+
+/// Feeds `body` whole, split in two at every position (every few positions past 4 KiB), byte
+/// by byte and in random frames, asserts that all runs agree, and returns the outcome.
+fn every_split(body: &[u8], sse: bool) -> Outcome {
+    let expected = agree(body, sse);
+    let step = if body.len() <= 4096 {
+        1
+    } else {
+        body.len() / 1024
+    };
+    for i in (0..=body.len()).step_by(step) {
+        let (a, b) = body.split_at(i);
+        assert_eq!(outcome(&feed_frames(sse, [a, b])), expected, "split at {i}");
+    }
+    expected
+}
+
+/// Feeds `body` whole, byte by byte and in random frames, asserts that all runs agree, and
+/// returns the outcome.
+fn agree(body: &[u8], sse: bool) -> Outcome {
+    let expected = outcome(&whole(body, sse));
+    let bytewise = feed_frames(sse, body.chunks(1));
+    assert_eq!(outcome(&bytewise), expected, "byte by byte");
+    let mut rng = fastrand::Rng::with_seed(body.len() as u64);
+    for _ in 0..20 {
+        let mut s = UsageSniffer::new(sse);
+        let mut rest = body;
+        while !rest.is_empty() {
+            let n = rng.usize(0..=rest.len().min(64));
+            s.feed(&rest[..n]);
+            rest = &rest[n..];
+        }
+        assert_eq!(outcome(&s), expected, "random frames");
+    }
+    expected
+}
+
+fn reported(prompt: u64, completion: u64, total: u64) -> (Usage, Source) {
+    let usage = Usage {
+        prompt_tokens: prompt,
+        completion_tokens: completion,
+        total_tokens: total,
+    };
+    (usage, Source::Reported)
+}
+
+fn estimated(completion: u64) -> (Usage, Source) {
+    let usage = Usage {
+        prompt_tokens: PROMPT,
+        completion_tokens: completion,
+        total_tokens: PROMPT + completion,
+    };
+    (usage, Source::Estimated)
+}
+
+/// An event stream of `data: {json}\n\n` events and a final `data: [DONE]\n\n`.
+fn sse_body(events: &[serde_json::Value]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for e in events {
+        out.extend_from_slice(b"data: ");
+        out.extend_from_slice(e.to_string().as_bytes());
+        out.extend_from_slice(b"\n\n");
+    }
+    out.extend_from_slice(b"data: [DONE]\n\n");
+    out
+}
+
+fn chunk(content: &str) -> serde_json::Value {
+    json!({
+        "id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1741569952,
+        "model": "gpt-4o-mini", "system_fingerprint": "fp_06737a9306",
+        "choices": [{"index": 0, "delta": {"content": content}, "logprobs": null,
+                     "finish_reason": null}],
+        "usage": null
+    })
+}
+
+fn usage_chunk(prompt: u64, completion: u64) -> serde_json::Value {
+    json!({
+        "id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1741569952,
+        "model": "gpt-4o-mini", "system_fingerprint": "fp_06737a9306", "choices": [],
+        "usage": {"prompt_tokens": prompt, "completion_tokens": completion,
+                  "total_tokens": prompt + completion,
+                  "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+                  "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0,
+                      "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0}}
+    })
+}
+
+const CHAT: &str = r#"{
+  "id": "chatcmpl-B9MBs8CjcvOU2jLn4n570S5qMJKcT",
+  "object": "chat.completion",
+  "created": 1741569952,
+  "model": "gpt-4o-2024-08-06",
+  "choices": [
+    {
+      "index": 0,
+      "message": {
+        "role": "assistant",
+        "content": "Hello! How can I assist you today?",
+        "refusal": null,
+        "annotations": []
+      },
+      "logprobs": null,
+      "finish_reason": "stop"
+    }
+  ],
+  "usage": {
+    "prompt_tokens": 19,
+    "completion_tokens": 10,
+    "total_tokens": 29,
+    "prompt_tokens_details": {
+      "cached_tokens": 0,
+      "audio_tokens": 0
+    },
+    "completion_tokens_details": {
+      "reasoning_tokens": 0,
+      "audio_tokens": 0,
+      "accepted_prediction_tokens": 0,
+      "rejected_prediction_tokens": 0
+    }
+  },
+  "service_tier": "default"
+}"#;
+
+#[test]
+fn chat_completion_reported_at_every_split() {
+    let out = every_split(CHAT.as_bytes(), false);
+    assert_eq!(out, (reported(19, 10, 29), CHAT.len() as u64, 0));
+}
+
+#[test]
+fn text_completion_compact_reported() {
+    let body = br#"{"id":"cmpl-1","object":"text_completion","created":1,"model":"gpt-3.5-turbo-instruct","choices":[{"text":"\n\nThis is a test.","index":0,"logprobs":null,"finish_reason":"length"}],"usage":{"prompt_tokens":5,"completion_tokens":7,"total_tokens":12}}"#;
+    assert_eq!(every_split(body, false).0, reported(5, 7, 12));
+}
+
+#[test]
+fn embeddings_usage_has_no_completion_tokens() {
+    let body = br#"{"object":"list","data":[{"object":"embedding","index":0,"embedding":[0.0023064255,-0.009327292,-0.0028842222]}],"model":"text-embedding-3-small","usage":{"prompt_tokens":8,"total_tokens":8}}"#;
+    assert_eq!(every_split(body, false).0, reported(8, 0, 8));
+}
+
+#[test]
+fn sse_usage_after_null_chunks_at_every_split() {
+    let body = sse_body(&[
+        chunk(""),
+        chunk("Hello"),
+        chunk("! How can I help?"),
+        usage_chunk(12, 6),
+    ]);
+    assert_eq!(
+        every_split(&body, true),
+        (reported(12, 6, 18), body.len() as u64, 4)
+    );
+}
+
+#[test]
+fn sse_without_usage_estimates_content_bytes() {
+    // 3 + 17 + 2 = 22 text bytes -> 6 tokens.
+    let body = sse_body(&[
+        chunk(""),
+        chunk("Hel"),
+        chunk("lo! How can I hel"),
+        chunk("p?"),
+    ]);
+    assert_eq!(
+        every_split(&body, true),
+        (estimated(6), body.len() as u64, 4)
+    );
+    let s = whole(&body, true);
+    assert_eq!(s.sse.as_ref().unwrap().text_bytes, 22);
+}
+
+#[test]
+fn sse_only_null_usage_estimates() {
+    let body = b"data: {\"choices\":[{\"delta\":{\"content\":\"abcde\"}}],\"usage\":null}\n\ndata: [DONE]\n\n";
+    assert_eq!(every_split(body, true).0, estimated(2));
+}
+
+#[test]
+fn later_null_usage_does_not_hide_earlier_real_one() {
+    let body = sse_body(&[chunk("hi"), usage_chunk(3, 1), chunk("")]);
+    assert_eq!(every_split(&body, true).0, reported(3, 1, 4));
+}
+
+#[test]
+fn last_of_several_usages_wins() {
+    // vLLM with continuous usage stats: every chunk carries the running usage.
+    let mut events = Vec::new();
+    for i in 1..=5 {
+        let mut c = chunk("tok");
+        c["usage"] = json!({"prompt_tokens": 10, "completion_tokens": i, "total_tokens": 10 + i});
+        events.push(c);
+    }
+    let body = sse_body(&events);
+    assert_eq!(every_split(&body, true).0, reported(10, 5, 15));
+}
+
+#[test]
+fn azure_sse_usage_with_extra_fields() {
+    let body = concat!(
+        "data: {\"choices\":[],\"created\":0,\"id\":\"\",\"model\":\"\",\"object\":\"\",",
+        "\"prompt_filter_results\":[{\"prompt_index\":0,\"content_filter_results\":{",
+        "\"hate\":{\"filtered\":false,\"severity\":\"safe\"},\"jailbreak\":{\"filtered\":false,",
+        "\"detected\":false},\"self_harm\":{\"filtered\":false,\"severity\":\"safe\"}}}]}\n\n",
+        "data: {\"choices\":[{\"content_filter_results\":{},\"delta\":{\"content\":\"\",",
+        "\"refusal\":null,\"role\":\"assistant\"},\"finish_reason\":null,\"index\":0,",
+        "\"logprobs\":null}],\"created\":1741569952,\"id\":\"chatcmpl-AZ\",",
+        "\"model\":\"gpt-4o-2024-11-20\",\"object\":\"chat.completion.chunk\",",
+        "\"system_fingerprint\":\"fp_b705f0c291\",\"usage\":null}\n\n",
+        "data: {\"choices\":[{\"content_filter_results\":{\"hate\":{\"filtered\":false,",
+        "\"severity\":\"safe\"}},\"delta\":{\"content\":\"Hi there\"},\"finish_reason\":null,",
+        "\"index\":0,\"logprobs\":null}],\"created\":1741569952,\"id\":\"chatcmpl-AZ\",",
+        "\"model\":\"gpt-4o-2024-11-20\",\"object\":\"chat.completion.chunk\",",
+        "\"system_fingerprint\":\"fp_b705f0c291\",\"usage\":null}\n\n",
+        "data: {\"choices\":[],\"created\":1741569952,\"id\":\"chatcmpl-AZ\",",
+        "\"model\":\"gpt-4o-2024-11-20\",\"object\":\"chat.completion.chunk\",",
+        "\"system_fingerprint\":\"fp_b705f0c291\",\"usage\":{\"completion_tokens\":3,",
+        "\"completion_tokens_details\":{\"accepted_prediction_tokens\":0,\"audio_tokens\":0,",
+        "\"reasoning_tokens\":0,\"rejected_prediction_tokens\":0},\"prompt_tokens\":21,",
+        "\"prompt_tokens_details\":{\"audio_tokens\":0,\"cached_tokens\":0},",
+        "\"total_tokens\":24}}\n\n",
+        "data: [DONE]\n\n",
+    );
+    let out = every_split(body.as_bytes(), true);
+    assert_eq!(out, (reported(21, 3, 24), body.len() as u64, 4));
+}
+
+/// Content whose text looks like a usage key, but every quote in it is escaped.
+const FAKE: &str = r#"the \"usage\": {\"prompt_tokens\": 1, \"total_tokens\": 999}"#;
+
+#[test]
+fn escaped_usage_in_content_is_not_taken() {
+    let with_real = format!(
+        r#"{{"id":"x","choices":[{{"message":{{"role":"assistant","content":"{FAKE}"}}}}],"usage":{{"prompt_tokens":4,"completion_tokens":2,"total_tokens":6}}}}"#
+    );
+    assert_eq!(
+        every_split(with_real.as_bytes(), false).0,
+        reported(4, 2, 6)
+    );
+
+    let without = format!(r#"{{"id":"x","choices":[{{"message":{{"content":"{FAKE}"}}}}]}}"#);
+    let len = without.len() as u64;
+    assert_eq!(
+        every_split(without.as_bytes(), false).0,
+        estimated(len.div_ceil(4))
+    );
+
+    // The fake text last in the body, after the real usage.
+    let after = format!(
+        r#"{{"usage":{{"prompt_tokens":4,"completion_tokens":2}},"choices":[{{"message":{{"content":"{FAKE}"}}}}]}}"#
+    );
+    assert_eq!(every_split(after.as_bytes(), false).0, reported(4, 2, 6));
+}
+
+#[test]
+fn escaped_usage_in_sse_content_is_not_taken() {
+    let body = sse_body(&[chunk("the \"usage\": {\"total_tokens\": 999}")]);
+    let text = "the \"usage\": {\"total_tokens\": 999}".len() as u64;
+    assert_eq!(every_split(&body, true).0, estimated(text.div_ceil(4)));
+    let body = sse_body(&[
+        chunk("the \"usage\": {\"total_tokens\": 999}"),
+        usage_chunk(5, 9),
+        chunk("\"usage\": {\"total_tokens\": 999}"),
+    ]);
+    assert_eq!(every_split(&body, true).0, reported(5, 9, 14));
+}
+
+#[test]
+fn key_ending_in_escaped_usage_is_not_taken() {
+    // The key is `say "usage`, whose closing quote is followed by an object.
+    let body = br#"{"say \"usage": {"prompt_tokens": 1, "total_tokens": 999}}"#;
+    assert_eq!(
+        every_split(body, false).0,
+        estimated(body.len().div_ceil(4) as u64)
+    );
+    // An escaped backslash before the quote leaves it unescaped.
+    assert_eq!(
+        find_usage(br#""a\\", "usage": {"total_tokens": 3}"#, false),
+        Some(Usage {
+            prompt_tokens: 3,
+            completion_tokens: 0,
+            total_tokens: 3
+        })
+    );
+}
+
+#[test]
+fn usage_as_a_string_value_is_not_a_key() {
+    let body = br#"{"object":"usage","data":{"total_tokens":5}}"#;
+    assert_eq!(find_usage(body, false), None);
+}
+
+#[test]
+fn spaces_and_brackets_inside_usage() {
+    let body = b"{\"usage\" :\n\t{ \"note\": \"}{]\\\"\", \"list\": [1, {\"a\": 2}],\n \"prompt_tokens\" : 2 , \"completion_tokens\": 3 } }";
+    assert_eq!(every_split(body, false).0, reported(2, 3, 5));
+}
+
+#[test]
+fn unusable_usage_objects_fall_back() {
+    // No counts at all, counts that are not integers, or `null`: try the one before, or estimate.
+    for bad in [
+        r#"{}"#,
+        r#"{"foo":1}"#,
+        r#"{"prompt_tokens":"3","total_tokens":-1}"#,
+        r#"{"prompt_tokens":1.5}"#,
+    ] {
+        let body = format!(r#"{{"usage":{{"total_tokens":4}},"x":{{"usage":{bad}}}}}"#);
+        assert_eq!(
+            find_usage(body.as_bytes(), false),
+            Some(Usage {
+                prompt_tokens: 4,
+                completion_tokens: 0,
+                total_tokens: 4
+            }),
+            "{bad}"
+        );
+        let body = format!(r#"{{"usage":{bad}}}"#);
+        assert_eq!(find_usage(body.as_bytes(), false), None, "{bad}");
+    }
+    assert_eq!(find_usage(br#"{"usage":null}"#, false), None);
+    assert_eq!(find_usage(br#"{"usage":[1,2]}"#, false), None);
+    assert_eq!(find_usage(br#"{"usage" "x"}"#, false), None);
+}
+
+#[test]
+fn missing_counts_are_derived() {
+    let u = |s: &str| find_usage(format!(r#"{{"usage":{s}}}"#).as_bytes(), false).unwrap();
+    let counts = |u: Usage| (u.prompt_tokens, u.completion_tokens, u.total_tokens);
+    assert_eq!(
+        counts(u(r#"{"prompt_tokens":3,"completion_tokens":4}"#)),
+        (3, 4, 7)
+    );
+    assert_eq!(
+        counts(u(r#"{"prompt_tokens":3,"total_tokens":10}"#)),
+        (3, 7, 10)
+    );
+    assert_eq!(
+        counts(u(r#"{"completion_tokens":4,"total_tokens":10}"#)),
+        (6, 4, 10)
+    );
+    assert_eq!(
+        counts(u(r#"{"prompt_tokens":12,"total_tokens":10}"#)),
+        (12, 0, 10)
+    );
+    assert_eq!(counts(u(r#"{"completion_tokens":4}"#)), (0, 4, 4));
+    assert_eq!(counts(u(r#"{"total_tokens":9}"#)), (9, 0, 9));
+    // Reported numbers are kept even when they do not add up.
+    assert_eq!(
+        counts(u(
+            r#"{"prompt_tokens":1,"completion_tokens":2,"total_tokens":5,"completion_tokens_details":null}"#
+        )),
+        (1, 2, 5)
+    );
+}
+
+#[test]
+fn empty_body_estimates_prompt_only() {
+    for sse in [false, true] {
+        let s = UsageSniffer::new(sse);
+        assert_eq!(outcome(&s), (estimated(0), 0, 0));
+        let s = feed_frames(sse, [&b""[..], b""]);
+        assert_eq!(outcome(&s), (estimated(0), 0, 0));
+        assert_eq!(s.tail.capacity(), 0, "empty frames allocate nothing");
+    }
+}
+
+#[test]
+fn truncated_body_estimates() {
+    // Cut inside the usage object: its braces never close.
+    let cut = &CHAT.as_bytes()[..CHAT.find("\"total_tokens\"").unwrap()];
+    assert_eq!(
+        every_split(cut, false).0,
+        estimated((cut.len() as u64).div_ceil(4))
+    );
+    let full = sse_body(&[chunk("Hello"), chunk(" world"), usage_chunk(12, 2)]);
+    let at = full.windows(9).rposition(|w| w == b"\"usage\":{").unwrap();
+    for end in [at, at + 9, at + 40, full.len() - 30] {
+        let out = every_split(&full[..end], true);
+        assert_eq!(out.0, estimated(3), "cut at {end}");
+    }
+    // Died in the middle of a content string.
+    let mid = &full[..full.windows(5).position(|w| w == b"world").unwrap() + 2];
+    assert_eq!(every_split(mid, true), (estimated(2), mid.len() as u64, 2));
+}
+
+/// A chat completion whose message content is `n` bytes of text.
+fn big_chat(n: usize, usage_first: bool) -> String {
+    let text = "lorem ipsum ".repeat(n / 12 + 1)[..n].to_owned();
+    let usage = r#""usage":{"prompt_tokens":30,"completion_tokens":1200,"total_tokens":1230}"#;
+    let choices =
+        format!(r#""choices":[{{"index":0,"message":{{"role":"assistant","content":"{text}"}}}}]"#);
+    if usage_first {
+        format!(r#"{{"id":"x",{usage},{choices}}}"#)
+    } else {
+        format!(r#"{{"id":"x",{choices},{usage}}}"#)
+    }
+}
+
+#[test]
+fn body_larger_than_tail() {
+    let end = big_chat(5 * TAIL, false);
+    assert_eq!(
+        every_split(end.as_bytes(), false).0,
+        reported(30, 1200, 1230)
+    );
+    // Usage before the last TAIL bytes is gone: the documented fallback is an estimate.
+    let start = big_chat(5 * TAIL, true);
+    let len = start.len() as u64;
+    assert_eq!(
+        every_split(start.as_bytes(), false).0,
+        estimated(len.div_ceil(4))
+    );
+}
+
+#[test]
+fn usage_key_at_the_tail_start() {
+    // The key's opening quote must be in the tail and be known not to be escaped: when it is
+    // the tail's first byte and bytes before it were dropped, it is not taken.
+    for (prefix, cut, found) in [
+        ("{", 0, true),
+        ("{", 1, false),
+        ("{ ", 1, true),
+        ("{ ", 2, false),
+    ] {
+        let head = format!(r#"{prefix}"usage":{{"total_tokens":5}},"pad":""#);
+        let pad = TAIL + cut - head.len() - 2;
+        let body = format!("{head}{}\"}}", " ".repeat(pad));
+        assert_eq!(body.len(), TAIL + cut);
+        let s = whole(body.as_bytes(), false);
+        assert_eq!(
+            s.finish(0).1 == Source::Reported,
+            found,
+            "{prefix:?} cut {cut}"
+        );
+    }
+}
+
+#[test]
+fn usage_across_a_large_sse_stream() {
+    let mut events: Vec<_> = (0..400).map(|i| chunk(&format!("word{i} "))).collect();
+    let text: u64 = (0..400).map(|i| format!("word{i} ").len() as u64).sum();
+    let no_usage = sse_body(&events);
+    assert!(no_usage.len() > 10 * TAIL);
+    assert_eq!(
+        every_split(&no_usage, true),
+        (estimated(text.div_ceil(4)), no_usage.len() as u64, 400)
+    );
+    events.push(usage_chunk(100, 800));
+    let body = sse_body(&events);
+    assert_eq!(
+        every_split(&body, true),
+        (reported(100, 800, 900), body.len() as u64, 401)
+    );
+}
+
+#[test]
+fn events_are_counted_at_their_first_data_byte() {
+    let body = b": keep-alive\n\nevent: message\nid: 1\ndata: {\"choices\":[]}\n\ndata: [DONE]\n\n";
+    let first = body.windows(6).position(|w| w == b"data: ").unwrap() + 6;
+    let mut s = UsageSniffer::new(true);
+    s.feed(&body[..first]);
+    assert_eq!(s.events(), 0);
+    s.feed(&body[first..first + 1]);
+    assert_eq!(s.events(), 1);
+    s.feed(&body[first + 1..]);
+    assert_eq!(s.events(), 1);
+    assert_eq!(every_split(body, true).2, 1);
+}
+
+#[test]
+fn event_counting_variants() {
+    let count = |body: &[u8]| every_split(body, true).2;
+    assert_eq!(
+        count(b"data:{}\n\ndata:[DONE]\n\n"),
+        1,
+        "no space after the colon"
+    );
+    assert_eq!(
+        count(b"data: {}\r\n\r\ndata: {}\r\n\r\ndata: [DONE]\r\n\r\n"),
+        2,
+        "CRLF"
+    );
+    assert_eq!(
+        count(b"data: {\"a\":\ndata: 1}\n\ndata: {}\n\n"),
+        2,
+        "two data lines, one event"
+    );
+    assert_eq!(count(b"data:\n\ndata: \n\n"), 0, "empty data");
+    assert_eq!(count(b"data: [DONE]\n\n"), 0);
+    assert_eq!(count(b"data: [DON\n\ndata: [x]\n\n"), 2, "not quite [DONE]");
+    assert_eq!(
+        count(b": data: {}\n\nevent: data\n\nxdata: {}\n\ndat\ndata: {}\n\n"),
+        1
+    );
+    assert_eq!(
+        count(b"data: {}\n\ndata: {}\n\ndata: {}"),
+        3,
+        "no final newline"
+    );
+    assert_eq!(
+        every_split(b"data: {}\n\n", false).2,
+        0,
+        "not an event stream"
+    );
+}
+
+/// The decoded bytes of every string value under a key of [`TEXT_KEYS`], anywhere in `v`.
+fn oracle(v: &serde_json::Value) -> u64 {
+    match v {
+        serde_json::Value::Object(map) => map
+            .iter()
+            .map(|(k, v)| match v {
+                serde_json::Value::String(s) if TEXT_KEYS.contains(&k.as_bytes()) => s.len() as u64,
+                _ => oracle(v),
+            })
+            .sum(),
+        serde_json::Value::Array(items) => items.iter().map(oracle).sum(),
+        _ => 0,
+    }
+}
+
+/// `json` with every non-ASCII character written as `\uXXXX` escapes, as Python writes it.
+fn ascii_only(json: &str) -> String {
+    let mut out = String::new();
+    for c in json.chars() {
+        if c.is_ascii() {
+            out.push(c);
+        } else {
+            let mut units = [0u16; 2];
+            for unit in c.encode_utf16(&mut units) {
+                out.push_str(&format!("\\u{unit:04x}"));
+            }
+        }
+    }
+    out
+}
+
+fn text_bytes(body: &[u8]) -> u64 {
+    whole(body, true).sse.unwrap().text_bytes
+}
+
+#[test]
+fn text_is_counted_in_decoded_bytes() {
+    let events = [
+        json!({"choices":[{"delta":{"role":"assistant","content":""}}]}),
+        json!({"choices":[{"delta":{"content":"a \"quoted\" \\ back\nslash\ttab\u{1}"}}]}),
+        json!({"choices":[{"delta":{"content":"é 中文 😀"}}]}),
+        json!({"choices":[{"delta":{"content":null,"reasoning_content":"think"}}]}),
+        json!({"choices":[{"delta":{"role":"content","refusal":"no"}}]}),
+        json!({"choices":[{"delta":{"tool_calls":[{"index":0,"function":{"name":"get_weather","arguments":"{\"city\":\"Paris\"}"}}]}}]}),
+        json!({"choices":[{"text":"completion text","index":0}]}),
+        json!({"choices":[{"delta":{"content":[{"type":"text","text":"part"}]}}]}),
+        json!({"choices":[{"delta":{"contents":"not counted","contentx":"no","Content":"no"}}]}),
+        json!({"choices":[{"logprobs":{"content":[{"token":"Hi","bytes":[72,105]}]}}]}),
+    ];
+    let expected: u64 = events.iter().map(oracle).sum();
+    assert_eq!(expected, 28 + 14 + 5 + 2 + 16 + 15 + 4);
+    let body = sse_body(&events);
+    let ascii = ascii_only(std::str::from_utf8(&body).unwrap());
+    assert_ne!(ascii.as_bytes(), &body[..]);
+    for body in [&body[..], ascii.as_bytes()] {
+        assert_eq!(text_bytes(body), expected);
+        assert_eq!(every_split(body, true).0, estimated(expected.div_ceil(4)));
+    }
+}
+
+#[test]
+fn text_key_spacing_and_non_string_values() {
+    let cases: [(&[u8], u64); 8] = [
+        (b"data: {\"content\" : \"abc\"}\n\n", 3),
+        (b"data: {\"content\"\t:\r\"abc\"}\n\n", 3),
+        (b"data: {\"content\":null,\"x\":\"abc\"}\n\n", 0),
+        (b"data: {\"content\":1,\"x\":\"abc\"}\n\n", 0),
+        (b"data: {\"a\":\"content\",\"b\":\"abc\"}\n\n", 0),
+        (b"data: {\"a\":[\"text\",\"abc\"]}\n\n", 0),
+        (b"data: {\"con\\u0074ent\":\"abc\"}\n\n", 0),
+        // Text cut by the line's end is counted up to there; the next line starts afresh.
+        (b"data: {\"content\":\"ab\ndata: {\"x\":\"abc\"}\n\n", 2),
+    ];
+    for (body, expected) in cases {
+        assert_eq!(
+            text_bytes(body),
+            expected,
+            "{}",
+            String::from_utf8_lossy(body)
+        );
+        every_split(body, true);
+    }
+    // Not-quite-valid escapes still count something and recover.
+    assert_eq!(text_bytes(b"data: {\"content\":\"\\u12\\\"x\"}\n\n"), 3);
+    // Text in lines that are not data is ignored.
+    assert_eq!(
+        text_bytes(b": {\"content\":\"abc\"}\nevent: {\"text\":\"x\"}\n\n"),
+        0
+    );
+}
+
+/// A random string with characters that stress escaping and multi-byte encodings.
+fn random_text(rng: &mut fastrand::Rng) -> String {
+    const PIECES: [&str; 14] = [
+        "a", "bc", " ", "\"", "\\", "\n", "\t", "\u{1}", "é", "中", "😀", "content", "\":\"", "{",
+    ];
+    (0..rng.usize(0..12))
+        .map(|_| PIECES[rng.usize(..PIECES.len())])
+        .collect()
+}
+
+#[test]
+fn random_streams_match_the_oracle() {
+    let mut rng = fastrand::Rng::with_seed(7);
+    for round in 0..300 {
+        let mut events = Vec::new();
+        for _ in 0..rng.usize(0..6) {
+            let key = [
+                "content",
+                "text",
+                "arguments",
+                "role",
+                "reasoning_content",
+                "name",
+            ][rng.usize(..6)];
+            let mut delta = serde_json::Map::new();
+            delta.insert(key.to_owned(), json!(random_text(&mut rng)));
+            delta.insert(random_text(&mut rng), json!(random_text(&mut rng)));
+            events.push(json!({"choices":[{"delta": delta}], "usage": null}));
+        }
+        let with_usage = rng.bool();
+        if with_usage {
+            events.push(usage_chunk(3, 4));
+        }
+        let expected: u64 = events.iter().map(oracle).sum();
+        let mut body = sse_body(&events);
+        if rng.bool() {
+            body = ascii_only(std::str::from_utf8(&body).unwrap()).into_bytes();
+        }
+        assert_eq!(text_bytes(&body), expected, "round {round}");
+        let want = if with_usage {
+            reported(3, 4, 7)
+        } else {
+            estimated(expected.div_ceil(4))
+        };
+        let out = agree(&body, true);
+        assert_eq!(
+            out,
+            (want, body.len() as u64, events.len() as u64),
+            "round {round}"
+        );
+    }
+}
+
+#[test]
+fn tail_keeps_the_last_bytes_without_reallocating() {
+    let mut rng = fastrand::Rng::with_seed(1);
+    let mut s = UsageSniffer::new(false);
+    assert_eq!(s.tail.capacity(), 0);
+    let mut all = Vec::new();
+    let mut ptr = None;
+    for _ in 0..2000 {
+        let n = match rng.u8(..) {
+            0..=3 => rng.usize(TAIL - 2..TAIL + 2),
+            4..=20 => rng.usize(0..TAIL),
+            _ => rng.usize(0..100),
+        };
+        let frame: Vec<u8> = (0..n).map(|_| rng.u8(..)).collect();
+        s.feed(&frame);
+        all.extend_from_slice(&frame);
+        if s.bytes() > 0 {
+            assert_eq!(s.tail.capacity(), TAIL);
+            assert_eq!(*ptr.get_or_insert(s.tail.as_ptr()), s.tail.as_ptr());
+        }
+        let (newer, older) = s.tail.split_at(s.head);
+        let kept = [older, newer].concat();
+        assert_eq!(kept, all[all.len().saturating_sub(TAIL)..]);
+        assert_eq!(s.bytes(), all.len() as u64);
+    }
+}
