@@ -2,8 +2,10 @@
 //! precomputed) and the process-wide `App` that holds the current snapshot in an
 //! `ArcSwap`, so a request loads it once and a reload swaps it whole.
 
-use crate::config::{Config, DeploymentConfig, Loaded};
-use crate::router::{Group, Route};
+use crate::config::{Config, DeploymentConfig, Loaded, Strategy};
+use crate::limiter::health::CooldownPolicy;
+use crate::limiter::{DeploymentStats, Limits};
+use crate::router::{weights, Group, Route};
 use crate::upstream::{self, provider, Endpoint};
 use arc_swap::ArcSwap;
 use bytes::Bytes;
@@ -39,6 +41,18 @@ pub struct Deployment {
     pub id_header: HeaderValue,
     /// `x-litellm-model-api-base` value.
     pub api_base_header: HeaderValue,
+    /// Live counters; shared with the previous snapshot when this deployment is unchanged.
+    pub stats: Arc<DeploymentStats>,
+    /// rpm, tpm and max_parallel_requests.
+    pub limits: Limits,
+    /// simple-shuffle weight within its group.
+    pub weight: f64,
+    /// Priority tier: lower first; no `order` comes after every ordered one.
+    pub order: u32,
+    /// Input plus output cost per token, if known (litellm_params, else model_info).
+    pub cost_per_token: Option<f64>,
+    /// `model_info.max_input_tokens`, for the context-window check.
+    pub max_input_tokens: Option<u64>,
 }
 
 /// Settings the request path reads, resolved from the several places LiteLLM allows.
@@ -56,6 +70,16 @@ pub struct Settings {
     pub timeout: Duration,
     /// Router-level timeout for streams (router `stream_timeout`, else `timeout`).
     pub stream_timeout: Duration,
+    /// The routing strategy.
+    pub strategy: Strategy,
+    /// `routing_strategy_args.lowest_latency_buffer`.
+    pub latency_buffer: f64,
+    /// rpm/tpm are enforced: `enable_pre_call_checks`, or a usage-based strategy.
+    pub enforce_limits: bool,
+    /// Cooldown rules.
+    pub cooldown: CooldownPolicy,
+    /// Least wait before retrying when no other deployment is available (`retry_after`).
+    pub retry_after: Duration,
 }
 
 /// An immutable, validated config ready to serve.
@@ -78,12 +102,14 @@ pub struct Snapshot {
 
 impl Snapshot {
     /// Builds the runtime form of a loaded config; errors are per deployment.
-    pub fn build(loaded: Loaded) -> Result<Snapshot, Vec<String>> {
+    /// Deployments unchanged since `previous` keep their live stats (counters,
+    /// latency, cooldown), matched by id.
+    pub fn build(loaded: Loaded, previous: Option<&Snapshot>) -> Result<Snapshot, Vec<String>> {
         let Loaded { config, hash, .. } = loaded;
         let mut errors = Vec::new();
         let mut groups: Vec<Group> = Vec::new();
         let mut routes: HashMap<Box<str>, Route> = HashMap::new();
-        let mut deployments = Vec::with_capacity(config.model_list.len());
+        let mut deployments: Vec<Deployment> = Vec::with_capacity(config.model_list.len());
         for (i, dep) in config.model_list.iter().enumerate() {
             let group = match routes.get(dep.model_name.as_str()) {
                 Some(Route::Group(g)) => *g,
@@ -94,10 +120,13 @@ impl Snapshot {
                     g
                 }
             };
-            match build_deployment(dep, group) {
+            let stats = previous
+                .and_then(|p| p.deployments.iter().find(|d| d.cfg == *dep))
+                .map_or_else(Arc::default, |d| d.stats.clone());
+            match build_deployment(dep, group, stats) {
                 Ok(d) => {
                     groups[group].members.push(i);
-                    deployments.push(Arc::new(d));
+                    deployments.push(d);
                 }
                 Err(e) => errors.push(format!("model_list[{i}]: {e}")),
             }
@@ -106,8 +135,15 @@ impl Snapshot {
             return Err(errors);
         }
         for g in &mut groups {
-            g.finish(&deployments);
+            let cfgs: Vec<&DeploymentConfig> =
+                g.members.iter().map(|&i| &deployments[i].cfg).collect();
+            let w = weights::weights(&cfgs);
+            g.has_limits = cfgs.iter().any(|c| c.rpm.is_some() || c.tpm.is_some());
+            for (&i, w) in g.members.iter().zip(w) {
+                deployments[i].weight = w;
+            }
         }
+        let deployments: Vec<Arc<Deployment>> = deployments.into_iter().map(Arc::new).collect();
         for (i, d) in deployments.iter().enumerate() {
             // A group name wins over a deployment id of the same text.
             routes
@@ -119,6 +155,7 @@ impl Snapshot {
                 routes.insert(alias.name.as_str().into(), Route::Group(g));
             }
         }
+        resolve_fallbacks(&config, &mut groups, &routes);
         let settings = settings(&config);
         Ok(Snapshot {
             config,
@@ -137,7 +174,11 @@ impl Snapshot {
     }
 }
 
-fn build_deployment(dep: &DeploymentConfig, group: usize) -> Result<Deployment, String> {
+fn build_deployment(
+    dep: &DeploymentConfig,
+    group: usize,
+    stats: Arc<DeploymentStats>,
+) -> Result<Deployment, String> {
     let url = |e: Endpoint| provider::endpoint_url(dep, e);
     let urls = [
         url(Endpoint::ChatCompletions)?,
@@ -159,8 +200,77 @@ fn build_deployment(dep: &DeploymentConfig, group: usize) -> Result<Deployment, 
         ),
         id_header: header(&dep.id)?,
         api_base_header: header(api_base)?,
+        stats,
+        limits: Limits {
+            rpm: dep.rpm,
+            tpm: dep.tpm,
+            max_parallel: dep.max_parallel_requests,
+        },
+        weight: 1.0,
+        order: dep.order.unwrap_or(u32::MAX),
+        cost_per_token: cost(dep),
+        max_input_tokens: dep
+            .model_info
+            .get("max_input_tokens")
+            .and_then(serde_json::Value::as_u64),
         cfg: dep.clone(),
     })
+}
+
+/// Input plus output cost per token, from litellm_params or else model_info.
+fn cost(dep: &DeploymentConfig) -> Option<f64> {
+    let info = |k: &str| dep.model_info.get(k).and_then(serde_json::Value::as_f64);
+    let input = dep
+        .input_cost_per_token
+        .or_else(|| info("input_cost_per_token"));
+    let output = dep
+        .output_cost_per_token
+        .or_else(|| info("output_cost_per_token"));
+    match (input, output) {
+        (None, None) => None,
+        (i, o) => Some(i.unwrap_or(0.0) + o.unwrap_or(0.0)),
+    }
+}
+
+/// Each group's fallback chains as group indices: its own `fallbacks` entry, else the
+/// `"*"` entry, else `default_fallbacks`; context-window fallbacks from their own
+/// list. Names may be aliases; the group itself and repeats are left out.
+fn resolve_fallbacks(config: &Config, groups: &mut [Group], routes: &HashMap<Box<str>, Route>) {
+    let r = &config.router;
+    let entry = |list: &[(String, Vec<String>)], name: &str| {
+        list.iter()
+            .find(|(from, _)| from == name)
+            .map(|(_, to)| to.clone())
+    };
+    let max = r.max_fallbacks as usize;
+    for (g, group) in groups.iter_mut().enumerate() {
+        let name = group.name.clone();
+        let resolve = |names: Vec<String>| {
+            let mut out: Vec<usize> = Vec::new();
+            for n in names {
+                if let Some(Route::Group(t)) = routes.get(n.as_str()) {
+                    if *t != g && !out.contains(t) {
+                        out.push(*t);
+                    }
+                }
+            }
+            out.truncate(max);
+            out
+        };
+        let aliases = r
+            .model_group_alias
+            .iter()
+            .filter(|a| a.target == name)
+            .map(|a| a.name.as_str());
+        let own = std::iter::once(name.as_str())
+            .chain(aliases)
+            .find_map(|n| entry(&r.fallbacks, n))
+            .or_else(|| entry(&r.fallbacks, "*"))
+            .unwrap_or_else(|| r.default_fallbacks.clone());
+        group.fallbacks = resolve(own);
+        group.context_fallbacks =
+            resolve(entry(&r.context_window_fallbacks, &name).unwrap_or_default());
+    }
 }
 
 fn settings(config: &Config) -> Settings {
@@ -188,6 +298,24 @@ fn settings(config: &Config) -> Settings {
             .unwrap_or(DEFAULT_NUM_RETRIES),
         timeout,
         stream_timeout: config.router.stream_timeout.unwrap_or(timeout),
+        strategy: config.router.routing_strategy,
+        latency_buffer: config
+            .router
+            .routing_strategy_args
+            .get("lowest_latency_buffer")
+            .and_then(serde_json::Value::as_f64)
+            .unwrap_or(0.0),
+        enforce_limits: config.router.enable_pre_call_checks
+            || matches!(
+                config.router.routing_strategy,
+                Strategy::UsageBasedRouting | Strategy::UsageBasedRoutingV2
+            ),
+        cooldown: CooldownPolicy {
+            allowed_fails: config.router.allowed_fails,
+            cooldown: config.router.cooldown_time,
+            disabled: config.router.disable_cooldowns,
+        },
+        retry_after: config.router.retry_after,
     }
 }
 

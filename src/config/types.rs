@@ -29,7 +29,7 @@ pub enum ProviderKind {
 }
 
 /// One `model_list[]` entry.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct DeploymentConfig {
     /// `model_name`: the model group clients ask for.
     pub model_name: String,

@@ -1,15 +1,15 @@
 //! Model groups and how a request is routed to one of their deployments.
 //!
 //! A requested model names a group, an alias of a group, or one deployment by id.
-//! A group picks among its deployments by its strategy; retries exclude the
-//! deployments already tried while others remain.
+//! A group picks among its deployments by the router's strategy (`strategy`), after
+//! filtering out what cannot take the request (`pick`); when the group fails, its
+//! fallback groups are tried in order.
 
-pub mod shuffle;
+pub mod pick;
+pub mod strategy;
+pub mod weights;
 
-use crate::state::Deployment;
 use http::HeaderValue;
-use shuffle::Shuffle;
-use std::sync::Arc;
 
 /// Where a requested model name leads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,39 +29,27 @@ pub struct Group {
     pub header: HeaderValue,
     /// Indices into `Snapshot::deployments`, in file order.
     pub members: Vec<usize>,
-    /// Weighted random choice over `members`.
-    shuffle: Shuffle,
+    /// Groups to try, in order, when this one fails (`fallbacks`, `"*"` or
+    /// `default_fallbacks`), at most `max_fallbacks`.
+    pub fallbacks: Vec<usize>,
+    /// Groups to try when the prompt is too large for this one.
+    pub context_fallbacks: Vec<usize>,
+    /// Whether any member has an rpm or tpm (then responses carry x-ratelimit headers).
+    pub has_limits: bool,
 }
 
 impl Group {
-    /// An empty group; members are added by the snapshot builder, then `finish`.
+    /// An empty group; the snapshot builder fills in members and fallbacks.
     pub fn new(name: &str) -> Group {
         Group {
             name: name.to_string(),
             header: HeaderValue::from_str(name)
                 .unwrap_or_else(|_| HeaderValue::from_static("invalid-header-value")),
             members: Vec::new(),
-            shuffle: Shuffle::default(),
+            fallbacks: Vec::new(),
+            context_fallbacks: Vec::new(),
+            has_limits: false,
         }
-    }
-
-    /// Computes the pick tables once all members are known.
-    pub fn finish(&mut self, deployments: &[Arc<Deployment>]) {
-        let cfgs: Vec<_> = self.members.iter().map(|&i| &deployments[i].cfg).collect();
-        self.shuffle = Shuffle::new(&cfgs);
-    }
-
-    /// Picks a deployment index, avoiding those in `tried` while any other remains.
-    pub fn pick(&self, tried: &[usize]) -> Option<usize> {
-        let slot = if tried.is_empty() {
-            self.shuffle.pick()
-        } else {
-            let excluded: Vec<bool> = self.members.iter().map(|m| tried.contains(m)).collect();
-            self.shuffle
-                .pick_excluding(&excluded)
-                .or_else(|| self.shuffle.pick())
-        }?;
-        Some(self.members[slot])
     }
 }
 
