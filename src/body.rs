@@ -2,12 +2,18 @@
 //! spliced request body it sends upstream. Both are enums over `Bytes` so that no
 //! response or request needs a boxed trait object.
 
+use crate::clock;
+use crate::limiter::health::{CooldownPolicy, Failure};
+use crate::limiter::{DeploymentStats, Reservation};
+use crate::usage::UsageSniffer;
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use std::convert::Infallible;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 /// A response body: a whole buffer (errors, info endpoints, mocks) or the upstream's
 /// body passed through frame by frame.
@@ -16,6 +22,10 @@ pub enum ProxyBody {
     Full(Option<Bytes>),
     /// The upstream response body, streamed as it arrives.
     Upstream(Incoming),
+    /// The upstream response body of an admitted call, streamed as it arrives while
+    /// the call's bookkeeping watches it (boxed: it is large and the other variants
+    /// are small).
+    Tracked(Box<Tracked>),
 }
 
 impl ProxyBody {
@@ -41,6 +51,7 @@ impl Body for ProxyBody {
         match self.get_mut() {
             ProxyBody::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
             ProxyBody::Upstream(inc) => Pin::new(inc).poll_frame(cx),
+            ProxyBody::Tracked(t) => t.poll(cx),
         }
     }
 
@@ -48,6 +59,7 @@ impl Body for ProxyBody {
         match self {
             ProxyBody::Full(b) => b.is_none(),
             ProxyBody::Upstream(inc) => inc.is_end_stream(),
+            ProxyBody::Tracked(t) => t.call.is_none(),
         }
     }
 
@@ -55,7 +67,142 @@ impl Body for ProxyBody {
         match self {
             ProxyBody::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
             ProxyBody::Upstream(inc) => inc.size_hint(),
+            ProxyBody::Tracked(t) => t.inner.size_hint(),
         }
+    }
+}
+
+/// An admitted call whose response is passing through: holds its in-flight slot and
+/// token reservation until the body ends (or the client goes away), then settles
+/// tokens to the reported usage, records latency and success, or the failure.
+pub struct Tracked {
+    /// The upstream body.
+    inner: Incoming,
+    /// Watches the bytes for `usage` and streamed events, keeping only a short tail.
+    sniffer: UsageSniffer,
+    /// The bookkeeping still to do; None once done.
+    call: Option<Call>,
+    /// The response is an event stream.
+    sse: bool,
+    /// The upstream failed mid-stream and the closing error event was sent.
+    ended: bool,
+}
+
+/// How a tracked body ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum End {
+    /// The whole body passed through.
+    Complete,
+    /// The upstream connection failed mid-body.
+    Failed,
+    /// The client went away first.
+    Abandoned,
+}
+
+/// The last event of a stream whose upstream failed mid-way, as LiteLLM sends it.
+const STREAM_ERROR_EVENT: &[u8] = b"data: {\"error\":{\"message\":\"The upstream connection failed while streaming.\",\"type\":\"api_connection_error\",\"param\":null,\"code\":\"502\"}}\n\n";
+
+/// What a call must settle when its response ends.
+pub struct Call {
+    /// The deployment's live state.
+    pub stats: Arc<DeploymentStats>,
+    /// The request slot and tokens it holds.
+    pub reservation: Reservation,
+    /// When the request was sent upstream.
+    pub sent: Instant,
+    /// Estimated prompt tokens, used when the upstream reports no usage.
+    pub prompt_estimate: u64,
+    /// Cooldown rules, the deployment's own cooldown and its group's size, for a
+    /// failure mid-body.
+    pub policy: CooldownPolicy,
+    pub deployment_cooldown: Option<Duration>,
+    pub group_size: usize,
+    /// Whether the time to the first event was recorded yet (streams only).
+    pub ttft_seen: bool,
+    /// The upstream answered with success; an error status passed through (401, 404)
+    /// was already counted as a failure and records no latency or success.
+    pub ok: bool,
+}
+
+impl Tracked {
+    /// Watches `inner` for `call`; `sse` when the response is an event stream.
+    pub fn new(inner: Incoming, sse: bool, call: Call) -> Tracked {
+        Tracked {
+            inner,
+            sniffer: UsageSniffer::new(sse),
+            call: Some(call),
+            sse,
+            ended: false,
+        }
+    }
+
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        if self.ended {
+            return Poll::Ready(None);
+        }
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    self.sniffer.feed(data);
+                    if let Some(call) = self.call.as_mut().filter(|c| !c.ttft_seen) {
+                        if self.sniffer.events() > 0 {
+                            call.ttft_seen = true;
+                            call.stats.record_ttft(call.sent.elapsed().as_secs_f64());
+                        }
+                    }
+                }
+            }
+            Poll::Ready(None) => self.finish(End::Complete),
+            Poll::Ready(Some(Err(e))) => {
+                tracing::debug!(error = %e, "upstream body failed mid-way");
+                self.finish(End::Failed);
+                if self.sse {
+                    // A stream ends with an error event the client can read, not a cut.
+                    self.ended = true;
+                    return Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(
+                        STREAM_ERROR_EVENT,
+                    )))));
+                }
+            }
+            Poll::Pending => {}
+        }
+        polled
+    }
+
+    /// Settles the call once: tokens to the usage seen (or estimated); latency and
+    /// success on a complete body, a failure on a broken one.
+    fn finish(&mut self, end: End) {
+        let Some(call) = self.call.take() else { return };
+        let (usage, _) = self.sniffer.finish(call.prompt_estimate);
+        call.stats.settle(call.reservation, usage.total_tokens);
+        let now = clock::now_ms();
+        match end {
+            End::Complete if !call.ok => {}
+            End::Complete => {
+                call.stats
+                    .record_latency(call.sent.elapsed().as_secs_f64(), usage.completion_tokens);
+                call.stats.health.record_success(now);
+            }
+            End::Failed => {
+                call.stats.health.record_failure(
+                    Failure::Connect,
+                    None,
+                    call.deployment_cooldown,
+                    &call.policy,
+                    call.group_size,
+                    now,
+                );
+            }
+            End::Abandoned => {}
+        }
+    }
+}
+
+impl Drop for Tracked {
+    /// A client that goes away mid-body still frees the slot and settles tokens.
+    fn drop(&mut self) {
+        self.finish(End::Abandoned);
     }
 }
 

@@ -29,6 +29,8 @@ pub enum ProxyError {
         group: String,
         retry_after_secs: u64,
     },
+    /// The prompt is larger than the context window of every deployment of the group.
+    ContextWindowExceeded { group: String },
     /// `mock_testing_rate_limit_error` asked for a 429 from the picked deployment.
     MockRateLimit { group: String },
     /// `mock_testing_fallbacks` asked for a 500 from the picked deployment.
@@ -43,9 +45,10 @@ impl ProxyError {
     /// HTTP status of this error.
     pub fn status(&self) -> StatusCode {
         match self {
-            ProxyError::BadRequest(_) | ProxyError::MissingModel | ProxyError::UnknownModel(_) => {
-                StatusCode::BAD_REQUEST
-            }
+            ProxyError::BadRequest(_)
+            | ProxyError::MissingModel
+            | ProxyError::UnknownModel(_)
+            | ProxyError::ContextWindowExceeded { .. } => StatusCode::BAD_REQUEST,
             ProxyError::NoApiKey | ProxyError::InvalidApiKey => StatusCode::UNAUTHORIZED,
             ProxyError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ProxyError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
@@ -65,6 +68,7 @@ impl ProxyError {
             ProxyError::BadRequest(_)
             | ProxyError::MissingModel
             | ProxyError::UnknownModel(_)
+            | ProxyError::ContextWindowExceeded { .. }
             | ProxyError::PayloadTooLarge { .. }
             | ProxyError::MethodNotAllowed { .. } => "invalid_request_error",
             ProxyError::NoApiKey | ProxyError::InvalidApiKey => "auth_error",
@@ -102,6 +106,9 @@ impl ProxyError {
             ProxyError::NotFound(path) => format!("Not Found: {path}"),
             ProxyError::NoDeployments { group, retry_after_secs } => format!(
                 "No deployments available for selected model, Try again in {retry_after_secs} seconds. Passed model={group}."
+            ),
+            ProxyError::ContextWindowExceeded { group } => format!(
+                "litellm.ContextWindowExceededError: the prompt is longer than the context window (model_info.max_input_tokens) of every deployment of model={group}."
             ),
             ProxyError::MockRateLimit { group } => {
                 format!("litellm.RateLimitError: This is a mock rate limit error. Model group={group}.")

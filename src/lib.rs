@@ -7,10 +7,12 @@
 #![forbid(unsafe_code)]
 
 pub mod body;
+pub mod clock;
 pub mod config;
 pub mod error;
 pub mod fake;
 pub mod info;
+pub mod limiter;
 pub mod mock;
 pub mod proxy;
 pub mod request;
@@ -20,6 +22,7 @@ pub mod scan;
 pub mod server;
 pub mod state;
 pub mod upstream;
+pub mod usage;
 
 pub use state::{App, Snapshot};
 

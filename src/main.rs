@@ -66,7 +66,7 @@ fn main() -> ExitCode {
         eprintln!("error: --config PATH is required (try configs/quickstart.yaml)");
         return ExitCode::from(EXIT_BAD_CONFIG);
     };
-    let (snapshot, json_logs) = match load(&path) {
+    let (snapshot, json_logs) = match load(&path, None) {
         Ok(s) => s,
         Err(errors) => {
             report_errors(&path, &errors);
@@ -84,14 +84,14 @@ fn main() -> ExitCode {
 }
 
 /// Loads and builds a config; errors are ready to print.
-fn load(path: &Path) -> Result<(Snapshot, bool), Vec<String>> {
+fn load(path: &Path, previous: Option<&Snapshot>) -> Result<(Snapshot, bool), Vec<String>> {
     let loaded = config::load_file(path)
         .map_err(|e| e.iter().map(ConfigError::to_string).collect::<Vec<_>>())?;
     for w in &loaded.warnings {
         eprintln!("warning: {w}");
     }
     let json_logs = loaded.config.litellm.json_logs;
-    Ok((Snapshot::build(loaded)?, json_logs))
+    Ok((Snapshot::build(loaded, previous)?, json_logs))
 }
 
 fn report_errors(path: &Path, errors: &[String]) {
@@ -158,7 +158,8 @@ async fn reload_on_sighup(app: Arc<App>, path: PathBuf) {
     };
     while hup.recv().await.is_some() {
         let p = path.clone();
-        match tokio::task::spawn_blocking(move || load(&p)).await {
+        let previous = app.snapshot.load_full();
+        match tokio::task::spawn_blocking(move || load(&p, Some(&previous))).await {
             Ok(Ok((snapshot, _))) => {
                 tracing::info!(hash = %snapshot.hash, "config reloaded");
                 app.snapshot.store(Arc::new(snapshot));
@@ -175,7 +176,7 @@ async fn reload_on_sighup(app: Arc<App>, path: PathBuf) {
 
 /// `sluice check`: every problem, or a summary of what would be served.
 fn check(path: &Path) -> ExitCode {
-    let snap = match load(path) {
+    let snap = match load(path, None) {
         Ok((s, _)) => s,
         Err(errors) => {
             report_errors(path, &errors);

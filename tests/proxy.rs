@@ -4,18 +4,7 @@
 
 mod common;
 use common::*;
-use sluice::fake::{FakeConfig, FakeLlm};
 use std::time::Duration;
-
-async fn fake(f: impl FnOnce(&mut FakeConfig)) -> FakeLlm {
-    let mut cfg = FakeConfig {
-        port: 0,
-        record: true,
-        ..FakeConfig::default()
-    };
-    f(&mut cfg);
-    FakeLlm::start(cfg).await.unwrap()
-}
 
 #[tokio::test]
 async fn body_reaches_upstream_byte_for_byte_with_the_model_spliced() {
@@ -126,7 +115,8 @@ model_list:
   - model_name: m
     litellm_params: {{model: openai/b, api_base: "{}", weight: 1}}
     model_info: {{id: good}}
-router_settings: {{num_retries: 1}}
+# Cooldowns would take the broken one out of rotation; here only retries are tested.
+router_settings: {{num_retries: 1, disable_cooldowns: true}}
 "#,
         broken.url(),
         good.url()
@@ -184,7 +174,8 @@ async fn last_retryable_upstream_answer_passes_through() {
     })
     .await;
     let s = Sluice::start(&format!(
-        "model_list:\n  - model_name: m\n    litellm_params: {{model: openai/a, api_base: \"{}\"}}\nrouter_settings: {{num_retries: 3}}\n",
+        // Cooldowns off: the deployment must keep answering so each retry reaches it.
+        "model_list:\n  - model_name: m\n    litellm_params: {{model: openai/a, api_base: \"{}\"}}\nrouter_settings: {{num_retries: 3, disable_cooldowns: true}}\n",
         up.url()
     ))
     .await;

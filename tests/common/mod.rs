@@ -41,7 +41,7 @@ impl Sluice {
         let lookup = move |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
         let loaded = sluice::config::load_str(yaml, &lookup)
             .unwrap_or_else(|e| panic!("test config is invalid: {e:?}"));
-        let snapshot = Snapshot::build(loaded).expect("test config builds");
+        let snapshot = Snapshot::build(loaded, None).expect("test config builds");
         let app = App::new(snapshot);
         let listener = sluice::server::bind("127.0.0.1:0".parse().unwrap()).unwrap();
         let addr = listener.local_addr().unwrap();
@@ -212,4 +212,24 @@ pub async fn read_response(conn: &mut TcpStream) -> (u16, String, Vec<u8>) {
         buf.extend_from_slice(&chunk[..n]);
     }
     (status, head, buf[head_end..head_end + len].to_vec())
+}
+
+/// Waits for the next calendar minute if fewer than `secs` seconds of this one are
+/// left, so a test that counts within one rate-limit window is not split by its end.
+pub async fn within_one_minute(secs: u64) {
+    let left = sluice::clock::until_next_minute(sluice::clock::now_ms());
+    if left < secs * 1000 {
+        tokio::time::sleep(Duration::from_millis(left + 50)).await;
+    }
+}
+
+/// Starts a fake-llm upstream on port 0, recording requests, configured by `f`.
+pub async fn fake(f: impl FnOnce(&mut sluice::fake::FakeConfig)) -> sluice::fake::FakeLlm {
+    let mut cfg = sluice::fake::FakeConfig {
+        port: 0,
+        record: true,
+        ..Default::default()
+    };
+    f(&mut cfg);
+    sluice::fake::FakeLlm::start(cfg).await.unwrap()
 }

@@ -1,0 +1,145 @@
+//! One proxied call: resolve the model, run the retry loop on its group
+//! (`attempt`), and when the group fails, its fallback groups in order. The final
+//! upstream response passes through untouched except for hop-by-hop headers and the
+//! headers added in `headers`.
+
+mod attempt;
+pub mod headers;
+
+use crate::body::ProxyBody;
+use crate::error::ProxyError;
+use crate::request::Parsed;
+use crate::router::pick::Need;
+use crate::router::Route;
+use crate::state::{App, Snapshot};
+use crate::upstream::Endpoint;
+use attempt::Failed;
+use headers::Trace;
+use http::header::HeaderMap;
+use http::Response;
+use std::time::{Duration, Instant};
+
+/// Per-request override of the retry count, as LiteLLM reads it.
+const NUM_RETRIES_HEADER: &str = "x-litellm-num-retries";
+
+/// Rough bytes per token for estimates made before the upstream reports usage.
+const BYTES_PER_TOKEN: u64 = 4;
+
+/// Everything a request asks for, read once from its body and headers.
+pub struct Ask {
+    /// Retries after the first attempt, per group.
+    pub retries: u32,
+    /// Token needs and streaming, for the pick.
+    pub need: Need,
+    /// The request's own `timeout`.
+    pub timeout: Option<Duration>,
+    /// `mock_response` from the body.
+    pub mock: Option<String>,
+    /// `mock_testing_rate_limit_error`: each attempt fails with a 429.
+    pub mock_429: bool,
+    /// `mock_testing_fallbacks`: the first group fails with a 500.
+    pub mock_500: bool,
+}
+
+impl Ask {
+    fn new(req: &Parsed, headers: &HeaderMap, snap: &Snapshot) -> Ask {
+        let f = &req.fields;
+        let b = &req.body;
+        let prompt_bytes: usize = [f.messages, f.prompt, f.input]
+            .iter()
+            .flatten()
+            .map(|s| s.end - s.start)
+            .sum();
+        let prompt_tokens = (prompt_bytes as u64).div_ceil(BYTES_PER_TOKEN);
+        let max_tokens = f
+            .max_tokens
+            .or(f.max_completion_tokens)
+            .and_then(|s| s.as_u64(b))
+            .unwrap_or(0);
+        let flag = |s: Option<crate::scan::Span>| s.and_then(|s| s.as_bool()).unwrap_or(false);
+        Ask {
+            retries: f
+                .num_retries
+                .and_then(|s| s.as_u64(b))
+                .or_else(|| {
+                    headers
+                        .get(NUM_RETRIES_HEADER)?
+                        .to_str()
+                        .ok()?
+                        .trim()
+                        .parse()
+                        .ok()
+                })
+                .map_or(snap.settings.num_retries, |n| {
+                    n.min(u64::from(u32::MAX)) as u32
+                }),
+            need: Need {
+                prompt_tokens,
+                reserve_tokens: prompt_tokens.saturating_add(max_tokens),
+                stream: f.stream(),
+            },
+            timeout: f
+                .timeout
+                .and_then(|s| s.as_f64(b))
+                .filter(|t| t.is_finite() && *t > 0.0)
+                .map(Duration::from_secs_f64),
+            mock: f
+                .mock_response
+                .and_then(|s| s.as_str(b))
+                .map(|s| s.into_owned()),
+            mock_429: flag(f.mock_testing_rate_limit_error),
+            mock_500: flag(f.mock_testing_fallbacks),
+        }
+    }
+}
+
+/// Proxies one request whose body has been read and scanned.
+pub async fn handle(
+    app: &App,
+    snap: &Snapshot,
+    endpoint: Endpoint,
+    headers: &HeaderMap,
+    req: Parsed,
+    start: Instant,
+) -> Response<ProxyBody> {
+    let (first, pinned) = match snap.route(&req.model) {
+        Some(Route::Group(g)) => (g, None),
+        Some(Route::Deployment(d)) => (snap.deployments[d].group, Some(d)),
+        None => return ProxyError::UnknownModel(req.model).into_response(),
+    };
+    let ask = Ask::new(&req, headers, snap);
+    let mut trace = Trace::new(start, first);
+    let call = attempt::Call {
+        app,
+        snap,
+        endpoint,
+        req: &req,
+        ask: &ask,
+    };
+
+    let mut failure = match call.group(first, pinned, true, &mut trace).await {
+        Ok(resp) => return headers::finish(resp, &trace, snap),
+        Err(f) => f,
+    };
+    // Fallbacks: the chain of the group first asked for (a request pinned to one
+    // deployment has none); context-window failures take their own chain.
+    let chain: &[usize] = match (&failure, pinned) {
+        (_, Some(_)) => &[],
+        (Failed::ContextWindow, _) => &snap.groups[first].context_fallbacks,
+        _ => &snap.groups[first].fallbacks,
+    };
+    for &group in chain {
+        if !failure.falls_back() {
+            break;
+        }
+        trace.fallbacks += 1;
+        trace.group = group;
+        trace.deployment = None;
+        trace.retries = 0;
+        failure = match call.group(group, None, false, &mut trace).await {
+            Ok(resp) => return headers::finish(resp, &trace, snap),
+            Err(f) => f,
+        };
+    }
+    headers::finish(failure.into_response(snap, &trace), &trace, snap)
+}
