@@ -135,3 +135,55 @@ fn dechunk(mut b: &[u8]) -> Vec<u8> {
         b = &b[len + 2..];
     }
 }
+
+/// An upstream that starts a stream, then drops the connection mid-way; counts
+/// the connections it accepted.
+async fn breaking_upstream() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", l.local_addr().unwrap());
+    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = accepted.clone();
+    tokio::spawn(async move {
+        loop {
+            let (mut c, _) = l.accept().await.unwrap();
+            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            tokio::spawn(async move {
+                read_request(&mut c).await;
+                c.write_all(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n").await.unwrap();
+                let e = EVENTS[0];
+                c.write_all(format!("{:x}\r\n{e}\r\n", e.len()).as_bytes())
+                    .await
+                    .unwrap();
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                // Dropped without the last chunk: the stream breaks mid-way.
+            });
+        }
+    });
+    (url, accepted)
+}
+
+#[tokio::test]
+async fn a_started_stream_is_never_retried_and_ends_with_an_error_event() {
+    let (up, accepted) = breaking_upstream().await;
+    let s = Sluice::start(&format!(
+        "model_list:\n  - model_name: m\n    litellm_params: {{model: openai/x, api_base: \"{up}\"}}\n  - model_name: m\n    litellm_params: {{model: openai/y, api_base: \"{up}\"}}\nrouter_settings: {{num_retries: 3}}\n"
+    ))
+    .await;
+    let r = post(
+        &format!("{}/chat/completions", s.url()),
+        r#"{"model":"m","stream":true}"#,
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    let text = String::from_utf8(r.body.to_vec()).unwrap();
+    assert!(text.starts_with(EVENTS[0]), "{text}");
+    let last = text.trim_end().lines().last().unwrap();
+    let err: serde_json::Value =
+        serde_json::from_str(last.strip_prefix("data: ").unwrap()).unwrap();
+    assert_eq!(err["error"]["code"], "502");
+    assert_eq!(
+        accepted.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "the stream was retried"
+    );
+}

@@ -10,7 +10,7 @@
 
 use super::strategy::{self, View};
 use super::Group;
-use crate::limiter::{Refusal, Reservation};
+use crate::limiter::Reservation;
 use crate::state::Snapshot;
 
 /// What the request needs from a deployment.
@@ -41,59 +41,30 @@ pub enum Pick {
 
 /// Picks and admits a deployment of `group`, avoiding `tried` while others remain.
 pub fn pick(snap: &Snapshot, group: &Group, tried: &[usize], need: &Need, now_ms: u64) -> Pick {
-    let deps = &snap.deployments;
-    let fits = |i: &usize| {
-        deps[*i]
-            .max_input_tokens
-            .is_none_or(|max| need.prompt_tokens <= max)
-    };
-    let mut candidates: Vec<usize> = group.members.iter().copied().filter(fits).collect();
-    if candidates.is_empty() {
-        return Pick::ContextWindow;
-    }
-    let s = &snap.settings;
-    let mut until_ms = u64::MAX;
-    let mut refused = |r: Refusal| until_ms = until_ms.min(r.until_ms(now_ms));
-    // Drop what is visibly unusable before choosing, so strategies see real options.
-    candidates.retain(|&i| {
-        let d = &deps[i];
-        match d
-            .stats
-            .check(&d.limits, s.enforce_limits, need.reserve_tokens, now_ms)
+    let mut refused: Vec<usize> = Vec::new();
+    loop {
+        let (tier, fresh, until_ms) = match usable_tier(snap, group, tried, &refused, need, now_ms)
         {
-            Ok(()) => true,
-            Err(r) => {
-                refused(r);
-                false
-            }
-        }
-    });
-    let fresh = candidates.iter().any(|i| !tried.contains(i));
-    if fresh {
-        candidates.retain(|i| !tried.contains(i));
-    }
-    let view = View {
-        deployments: deps,
-        now_ms,
-        stream: need.stream,
-        latency_buffer: s.latency_buffer,
-    };
-    while !candidates.is_empty() {
-        let best_order = candidates.iter().map(|&i| deps[i].order).min().unwrap_or(0);
-        let tier: Vec<usize> = candidates
-            .iter()
-            .copied()
-            .filter(|&i| deps[i].order == best_order)
-            .collect();
-        let Some(pos) = strategy::choose(s.strategy, &tier, &view) else {
-            break;
+            Ok(t) => t,
+            Err(p) => return p,
+        };
+        let view = View {
+            deployments: &snap.deployments,
+            now_ms,
+            stream: need.stream,
+            latency_buffer: snap.settings.latency_buffer,
+        };
+        let Some(pos) = strategy::choose(snap.settings.strategy, &tier, &view) else {
+            return Pick::Unavailable { until_ms };
         };
         let chosen = tier[pos];
-        let d = &deps[chosen];
-        match d
-            .stats
-            .try_admit(&d.limits, s.enforce_limits, need.reserve_tokens, now_ms)
-        {
+        let d = &snap.deployments[chosen];
+        match d.stats.try_admit(
+            &d.limits,
+            snap.settings.enforce_limits,
+            need.reserve_tokens,
+            now_ms,
+        ) {
             Ok(reservation) => {
                 return Pick::Admitted {
                     deployment: chosen,
@@ -101,11 +72,66 @@ pub fn pick(snap: &Snapshot, group: &Group, tried: &[usize], need: &Need, now_ms
                     fresh,
                 }
             }
-            Err(r) => {
-                refused(r);
-                candidates.retain(|&i| i != chosen);
-            }
+            // Another request took the last room since the check: choose again without it.
+            Err(_) => refused.push(chosen),
         }
     }
-    Pick::Unavailable { until_ms }
+}
+
+/// One pass over the members: the usable ones of the lowest `order` tier, untried
+/// ones if any (`fresh`), and the earliest time a refused one may become usable.
+fn usable_tier(
+    snap: &Snapshot,
+    group: &Group,
+    tried: &[usize],
+    refused: &[usize],
+    need: &Need,
+    now_ms: u64,
+) -> Result<(Vec<usize>, bool, u64), Pick> {
+    let s = &snap.settings;
+    let mut until_ms = u64::MAX;
+    let mut fits_any = false;
+    let mut fresh: (u32, Vec<usize>) = (u32::MAX, Vec::with_capacity(group.members.len()));
+    let mut retried: (u32, Vec<usize>) = (u32::MAX, Vec::new());
+    for &i in &group.members {
+        let d = &snap.deployments[i];
+        if d.max_input_tokens
+            .is_some_and(|max| need.prompt_tokens > max)
+        {
+            continue;
+        }
+        fits_any = true;
+        if refused.contains(&i) {
+            continue;
+        }
+        if let Err(r) = d
+            .stats
+            .check(&d.limits, s.enforce_limits, need.reserve_tokens, now_ms)
+        {
+            until_ms = until_ms.min(r.until_ms(now_ms));
+            continue;
+        }
+        let tier = if tried.contains(&i) {
+            &mut retried
+        } else {
+            &mut fresh
+        };
+        if d.order < tier.0 {
+            tier.0 = d.order;
+            tier.1.clear();
+        }
+        if d.order == tier.0 {
+            tier.1.push(i);
+        }
+    }
+    if !fits_any {
+        return Err(Pick::ContextWindow);
+    }
+    if !fresh.1.is_empty() {
+        Ok((fresh.1, true, until_ms))
+    } else if !retried.1.is_empty() {
+        Ok((retried.1, false, until_ms))
+    } else {
+        Err(Pick::Unavailable { until_ms })
+    }
 }
