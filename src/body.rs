@@ -185,7 +185,7 @@ impl Tracked {
                 call.stats.health.record_success(now);
             }
             End::Failed => {
-                call.stats.health.record_failure(
+                call.stats.record_failure(
                     Failure::Connect,
                     None,
                     call.deployment_cooldown,

@@ -133,7 +133,7 @@ pub fn readiness(app: &App, snap: &Snapshot) -> Response<ProxyBody> {
         "sluice_version": crate::VERSION,
         "config_hash": snap.hash,
         "config_loaded_at": loaded,
-        "redis": "none",
+        "redis": app.limit_mode().as_str(),
         "draining": draining,
     });
     let status = if draining {

@@ -162,6 +162,7 @@ async fn reload_on_sighup(app: Arc<App>, path: PathBuf) {
         match tokio::task::spawn_blocking(move || load(&p, Some(&previous))).await {
             Ok(Ok((snapshot, _))) => {
                 tracing::info!(hash = %snapshot.hash, "config reloaded");
+                app.link(&snapshot);
                 app.snapshot.store(Arc::new(snapshot));
             }
             Ok(Err(errors)) => {

@@ -4,6 +4,7 @@
 
 use crate::config::{Config, DeploymentConfig, Loaded, Strategy};
 use crate::limiter::health::CooldownPolicy;
+use crate::limiter::shared::{Mode, SyncState};
 use crate::limiter::{DeploymentStats, Limits};
 use crate::router::{weights, Group, Route};
 use crate::upstream::{self, provider, Endpoint};
@@ -327,15 +328,46 @@ pub struct App {
     pub client: upstream::Client,
     /// Set once shutdown began: readiness reports it so load balancers stop sending.
     pub draining: AtomicBool,
+    /// Limits shared through Redis, when the config names one.
+    pub sync: Option<Arc<SyncState>>,
 }
 
 impl App {
-    /// State serving `snapshot`.
+    /// State serving `snapshot`. With Redis configured, this starts the task that
+    /// shares limits and cooldowns (so it must run inside a tokio runtime).
     pub fn new(snapshot: Snapshot) -> Arc<App> {
-        Arc::new(App {
+        let redis = snapshot.config.router.redis.clone();
+        let (sync, cooldowns) = match redis {
+            Some(_) => {
+                let (s, rx) = SyncState::new();
+                (Some(s), Some(rx))
+            }
+            None => (None, None),
+        };
+        let app = Arc::new(App {
             snapshot: ArcSwap::from_pointee(snapshot),
             client: upstream::client(),
             draining: AtomicBool::new(false),
-        })
+            sync,
+        });
+        app.link(&app.snapshot.load());
+        if let (Some(settings), Some(sync), Some(rx)) = (redis, app.sync.clone(), cooldowns) {
+            tokio::spawn(crate::limiter::redis::run(app.clone(), sync, rx, settings));
+        }
+        app
+    }
+
+    /// Links every deployment of `snapshot` to the shared limits (before serving it).
+    pub fn link(&self, snapshot: &Snapshot) {
+        if let Some(sync) = &self.sync {
+            for d in &snapshot.deployments {
+                d.stats.link(sync, &d.cfg.id);
+            }
+        }
+    }
+
+    /// Where limits are counted right now.
+    pub fn limit_mode(&self) -> Mode {
+        self.sync.as_ref().map_or(Mode::None, |s| s.mode())
     }
 }

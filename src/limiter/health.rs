@@ -64,6 +64,11 @@ impl Health {
         (until > now_ms).then_some(until)
     }
 
+    /// Extends the cooldown to `until_ms` (a cooldown another replica started).
+    pub fn extend_cooldown(&self, until_ms: u64) {
+        self.cooldown_until.fetch_max(until_ms, Ordering::AcqRel);
+    }
+
     /// Counts a successful call.
     pub fn record_success(&self, now_ms: u64) {
         self.successes.add(clock::minute(now_ms), 1);

@@ -7,11 +7,18 @@
 //! to the real usage when the call ends.
 
 pub mod health;
+pub mod lease;
+pub mod redis;
+pub mod shared;
 pub mod window;
 
 use crate::clock;
-use health::Health;
+use health::{CooldownPolicy, Failure, Health};
+use lease::Lease;
+use shared::{Link, Mode, SyncState};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 use window::Window;
 
 /// The limits one deployment is held to.
@@ -36,6 +43,9 @@ pub enum Refusal {
     Tpm { until_ms: u64 },
     /// `max_parallel_requests` calls are in flight.
     Busy,
+    /// This replica's lease is empty but the shared quota may have room: a refill
+    /// from Redis is on its way.
+    Pending,
 }
 
 impl Refusal {
@@ -45,7 +55,7 @@ impl Refusal {
             Refusal::Cooldown { until_ms }
             | Refusal::Rpm { until_ms }
             | Refusal::Tpm { until_ms } => until_ms,
-            Refusal::Busy => now_ms,
+            Refusal::Busy | Refusal::Pending => now_ms,
         }
     }
 }
@@ -57,6 +67,8 @@ pub struct Reservation {
     pub minute: u64,
     /// Tokens reserved (estimate), to be settled to the real usage.
     pub tokens: u64,
+    /// The tokens came from the shared (Redis) lease, so settling goes there too.
+    pub shared_tokens: bool,
 }
 
 /// Live state of one deployment.
@@ -74,6 +86,10 @@ pub struct DeploymentStats {
     latency: AtomicU64,
     /// Smoothed seconds to the first streamed event, as f64 bits; 0 = no data.
     ttft: AtomicU64,
+    /// This replica's share of the quota when limits are shared through Redis.
+    pub lease: Lease,
+    /// The link to the shared state; unset without Redis.
+    link: OnceLock<Link>,
 }
 
 /// Weight of a new latency sample in the moving average.
@@ -106,8 +122,29 @@ impl DeploymentStats {
         } else {
             self.in_flight.fetch_add(1, Ordering::AcqRel);
         }
-        let rpm = if enforce { limits.rpm } else { None };
-        let tpm = if enforce { limits.tpm } else { None };
+        let shared = if enforce {
+            self.shared(limits, minute)
+        } else {
+            None
+        };
+        if let Some(link) = shared {
+            if let Err(r) = self.take_lease(link, limits, minute, tokens, window_end) {
+                self.in_flight.fetch_sub(1, Ordering::AcqRel);
+                return Err(r);
+            }
+        }
+        let (rpm, tpm) = if enforce {
+            self.local_limits(limits, minute)
+        } else {
+            (None, None)
+        };
+        // Local limits with a link means a local share while Redis is away: Redis
+        // will never count what is admitted now, so this minute finishes locally.
+        if let Some(link) = self.link.get().filter(|_| rpm.is_some() || tpm.is_some()) {
+            link.sync
+                .rejoin_minute
+                .fetch_max(minute + 1, Ordering::AcqRel);
+        }
         let admitted_request = match rpm {
             Some(rpm) => self.requests.try_add(minute, 1, rpm),
             None => {
@@ -135,7 +172,11 @@ impl DeploymentStats {
                 until_ms: window_end,
             });
         }
-        Ok(Reservation { minute, tokens })
+        Ok(Reservation {
+            minute,
+            tokens,
+            shared_tokens: shared.is_some() && limits.tpm.is_some(),
+        })
     }
 
     /// Whether `try_admit` would admit now, without reserving anything.
@@ -157,31 +198,180 @@ impl DeploymentStats {
         }
         if enforce {
             let until_ms = now_ms + clock::until_next_minute(now_ms);
-            if limits
-                .rpm
-                .is_some_and(|rpm| self.requests_used(now_ms) >= rpm)
-            {
+            let minute = clock::minute(now_ms);
+            if let Some(link) = self.shared(limits, minute) {
+                let lease = &self.lease;
+                if limits.rpm.is_some() && lease.requests.get(minute) < 1 {
+                    let gone = lease.requests_gone(minute);
+                    return Err(self.empty(link, gone, Refusal::Rpm { until_ms }));
+                }
+                if limits.tpm.is_some() && lease.tokens.get(minute) < tokens {
+                    let gone = lease.tokens_gone(minute);
+                    return Err(self.empty(link, gone, Refusal::Tpm { until_ms }));
+                }
+            }
+            let (rpm, tpm) = self.local_limits(limits, minute);
+            if rpm.is_some_and(|rpm| self.requests_used(now_ms) >= rpm) {
                 return Err(Refusal::Rpm { until_ms });
             }
-            if limits
-                .tpm
-                .is_some_and(|tpm| self.tokens_used(now_ms) + tokens > tpm)
-            {
+            if tpm.is_some_and(|tpm| self.tokens_used(now_ms) + tokens > tpm) {
                 return Err(Refusal::Tpm { until_ms });
             }
         }
         Ok(())
     }
 
+    /// Links this deployment to the shared limits (once; later calls are ignored).
+    pub fn link(&self, sync: &Arc<SyncState>, id: &str) {
+        let _ = self.link.set(Link {
+            sync: sync.clone(),
+            id: id.into(),
+        });
+    }
+
+    /// The link when this deployment's lease decides admission right now: while
+    /// Redis is reachable, and while it is away in a minute this replica was granted
+    /// quota (then only what was granted is spent: anything more could pass the
+    /// limit, since the other replicas' grants are unknown).
+    fn shared(&self, limits: &Limits, minute: u64) -> Option<&Link> {
+        let link = self.link.get()?;
+        if limits.rpm.is_none() && limits.tpm.is_none() {
+            return None;
+        }
+        match link.sync.mode() {
+            Mode::Shared => Some(link),
+            Mode::LocalFallback
+                if self.lease.granted_minute.load(Ordering::Acquire) == minute + 1 =>
+            {
+                Some(link)
+            }
+            _ => None,
+        }
+    }
+
+    /// The limits this replica applies to its own counters: the whole limit without
+    /// Redis, its share (limit / replicas last seen) in a minute Redis is away and
+    /// granted nothing, and none while the lease decides.
+    fn local_limits(&self, limits: &Limits, minute: u64) -> (Option<u64>, Option<u64>) {
+        if self.shared(limits, minute).is_some() {
+            return (None, None);
+        }
+        match self.link.get().map(|l| (l.sync.mode(), l.sync.replicas())) {
+            Some((Mode::LocalFallback, n)) => {
+                (limits.rpm.map(|v| v / n), limits.tpm.map(|v| v / n))
+            }
+            _ => (limits.rpm, limits.tpm),
+        }
+    }
+
+    /// An empty lease: a refill is coming while Redis is reachable (`Pending`);
+    /// otherwise, or when Redis said the quota is all granted, the minute is over
+    /// for this deployment here.
+    fn empty(&self, link: &Link, gone: bool, refusal: Refusal) -> Refusal {
+        if gone || link.sync.mode() != Mode::Shared {
+            refusal
+        } else {
+            self.want(link)
+        }
+    }
+
+    /// Asks the sync task for a refill; the request may wait for it.
+    fn want(&self, link: &Link) -> Refusal {
+        self.lease.wanted.store(true, Ordering::Release);
+        self.lease.denied.fetch_add(1, Ordering::AcqRel);
+        link.sync.wake.notify_one();
+        Refusal::Pending
+    }
+
+    /// Counts a failure (see `Health::record_failure`) and shares a cooldown it starts.
+    pub fn record_failure(
+        &self,
+        failure: Failure,
+        retry_after: Option<Duration>,
+        deployment_cooldown: Option<Duration>,
+        policy: &CooldownPolicy,
+        group_size: usize,
+        now_ms: u64,
+    ) -> Option<u64> {
+        let until = self.health.record_failure(
+            failure,
+            retry_after,
+            deployment_cooldown,
+            policy,
+            group_size,
+            now_ms,
+        )?;
+        if let Some(link) = self.link.get() {
+            link.sync.share_cooldown(link.id.clone(), until);
+        }
+        Some(until)
+    }
+
+    /// Takes one request and `tokens` from this replica's lease, or says why not.
+    fn take_lease(
+        &self,
+        link: &Link,
+        limits: &Limits,
+        minute: u64,
+        tokens: u64,
+        window_end: u64,
+    ) -> Result<(), Refusal> {
+        let lease = &self.lease;
+        let until_ms = window_end;
+        if limits.rpm.is_some() {
+            if !lease.requests.try_take(minute, 1) {
+                let gone = lease.requests_gone(minute);
+                return Err(self.empty(link, gone, Refusal::Rpm { until_ms }));
+            }
+            lease.taken_requests.fetch_add(1, Ordering::AcqRel);
+        }
+        if limits.tpm.is_some() && tokens > 0 {
+            if !lease.tokens.try_take(minute, tokens) {
+                if limits.rpm.is_some() {
+                    lease.requests.add(minute, 1);
+                }
+                let gone = lease.tokens_gone(minute);
+                return Err(self.empty(link, gone, Refusal::Tpm { until_ms }));
+            }
+            lease.taken_tokens.fetch_add(tokens, Ordering::AcqRel);
+        }
+        Ok(())
+    }
+
+    /// Moves `delta` tokens (positive: used beyond the reservation) into the shared
+    /// accounting: from the lease while it has them, else as a debt reported to Redis.
+    fn settle_shared(&self, minute: u64, delta: i64) {
+        let Some(link) = self.link.get() else { return };
+        let lease = &self.lease;
+        if link.sync.mode() != Mode::Shared {
+            // Redis is away: the minute finishes on local counts, which have it.
+            return;
+        }
+        if delta > 0 {
+            let owed = delta as u64 - lease.tokens.take_up_to(minute, delta as u64);
+            lease
+                .unreported_tokens
+                .fetch_add(owed as i64, Ordering::AcqRel);
+        } else if minute == clock::minute(clock::now_ms()) {
+            lease.tokens.add(minute, delta.unsigned_abs());
+        }
+    }
+
     /// Ends a call that never reached the upstream's answer (connect error, timeout,
     /// retryable status): the request still counts, the reserved tokens are returned.
     pub fn release(&self, r: Reservation) {
         self.tokens.sub(r.minute, r.tokens);
+        if r.shared_tokens {
+            self.settle_shared(r.minute, -(r.tokens as i64));
+        }
         self.in_flight.fetch_sub(1, Ordering::AcqRel);
     }
 
     /// Ends a call whose response is complete: tokens settle to `used`.
     pub fn settle(&self, r: Reservation, used: u64) {
+        if r.shared_tokens {
+            self.settle_shared(r.minute, used as i64 - r.tokens as i64);
+        }
         if used > r.tokens {
             self.tokens.add(r.minute, used - r.tokens);
         } else {

@@ -15,11 +15,13 @@ const MINUTE_MASK: u64 = (1 << (64 - COUNT_BITS)) - 1;
 #[derive(Debug, Default)]
 pub struct Window(AtomicU64);
 
-fn pack(minute: u64, count: u64) -> u64 {
+/// One word holding a minute number and a count.
+pub(super) fn pack(minute: u64, count: u64) -> u64 {
     ((minute & MINUTE_MASK) << COUNT_BITS) | count.min(COUNT_MASK)
 }
 
-fn count_in(word: u64, minute: u64) -> u64 {
+/// The count in `word` if it belongs to `minute`, else 0.
+pub(super) fn count_in(word: u64, minute: u64) -> u64 {
     if word >> COUNT_BITS == minute & MINUTE_MASK {
         word & COUNT_MASK
     } else {

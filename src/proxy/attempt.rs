@@ -9,7 +9,7 @@ use crate::body::{self, ProxyBody, Spliced, Tracked};
 use crate::clock;
 use crate::error::ProxyError;
 use crate::limiter::health::Failure;
-use crate::limiter::Reservation;
+use crate::limiter::{Refusal, Reservation};
 use crate::mock;
 use crate::request::Parsed;
 use crate::router::pick::{self, Pick};
@@ -19,6 +19,11 @@ use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use std::time::{Duration, Instant};
+
+/// How long a request waits for its replica's share to be refilled from Redis, and
+/// how many times, before it is refused.
+const REFILL_WAIT: Duration = Duration::from_millis(200);
+const MAX_REFILL_WAITS: u32 = 5;
 
 /// Tokens a mocked answer reports (prompt 10 + completion 20, as `mock` does).
 const MOCK_TOKENS: u64 = 30;
@@ -98,7 +103,10 @@ impl Call<'_> {
         let mut tried: Vec<usize> = Vec::new();
         let mut last: Option<Failed> = None;
         let mut backoffs = 0;
-        for attempt in 0..=self.ask.retries {
+        let mut refills = 0;
+        let mut attempt = 0;
+        while attempt <= self.ask.retries {
+            let rounds = self.app.sync.as_ref().map_or(0, |s| s.rounds());
             let now = clock::now_ms();
             let picked = match pinned {
                 None => pick::pick(snap, g, &tried, &self.ask.need, now),
@@ -116,6 +124,7 @@ impl Call<'_> {
                             reservation,
                             fresh: !tried.contains(&d),
                         },
+                        Err(Refusal::Pending) => Pick::Pending,
                         Err(r) => Pick::Unavailable {
                             until_ms: r.until_ms(now),
                         },
@@ -139,6 +148,19 @@ impl Call<'_> {
                     return Err(last.unwrap_or(Failed::NoDeployments { until_ms }));
                 }
                 Pick::ContextWindow => return Err(Failed::ContextWindow),
+                Pick::Pending => {
+                    // This replica's share ran dry; the refill is one Redis round away.
+                    if refills < MAX_REFILL_WAITS {
+                        refills += 1;
+                        if let Some(sync) = &self.app.sync {
+                            sync.wait_round(rounds, REFILL_WAIT).await;
+                        }
+                        continue;
+                    }
+                    return Err(last.unwrap_or(Failed::NoDeployments {
+                        until_ms: now + 1_000,
+                    }));
+                }
             };
             tried.push(idx);
             trace.retries = attempt;
@@ -151,6 +173,7 @@ impl Call<'_> {
                 Ok(resp) => return Ok(resp),
                 Err(f) => last = Some(f),
             }
+            attempt += 1;
         }
         Err(last.expect("the loop runs at least once"))
     }
@@ -253,7 +276,7 @@ impl Call<'_> {
     ) {
         let s = &self.snap.settings;
         let now = clock::now_ms();
-        let until = dep.stats.health.record_failure(
+        let until = dep.stats.record_failure(
             failure,
             retry_after,
             dep.cfg.cooldown_time,

@@ -10,7 +10,7 @@
 
 use super::strategy::{self, View};
 use super::Group;
-use crate::limiter::Reservation;
+use crate::limiter::{Refusal, Reservation};
 use crate::state::Snapshot;
 
 /// What the request needs from a deployment.
@@ -35,6 +35,9 @@ pub enum Pick {
     },
     /// No member can take the request now; one may at `until_ms`.
     Unavailable { until_ms: u64 },
+    /// No member can take it until this replica's share is refilled from Redis,
+    /// which is under way.
+    Pending,
     /// The prompt is larger than every member's `max_input_tokens`.
     ContextWindow,
 }
@@ -73,6 +76,7 @@ pub fn pick(snap: &Snapshot, group: &Group, tried: &[usize], need: &Need, now_ms
                 }
             }
             // Another request took the last room since the check: choose again without it.
+            Err(Refusal::Pending) if tier.len() == 1 => return Pick::Pending,
             Err(_) => refused.push(chosen),
         }
     }
@@ -90,6 +94,7 @@ fn usable_tier(
 ) -> Result<(Vec<usize>, bool, u64), Pick> {
     let s = &snap.settings;
     let mut until_ms = u64::MAX;
+    let mut pending = false;
     let mut fits_any = false;
     let mut fresh: (u32, Vec<usize>) = (u32::MAX, Vec::with_capacity(group.members.len()));
     let mut retried: (u32, Vec<usize>) = (u32::MAX, Vec::new());
@@ -108,6 +113,7 @@ fn usable_tier(
             .stats
             .check(&d.limits, s.enforce_limits, need.reserve_tokens, now_ms)
         {
+            pending |= r == Refusal::Pending;
             until_ms = until_ms.min(r.until_ms(now_ms));
             continue;
         }
@@ -131,6 +137,8 @@ fn usable_tier(
         Ok((fresh.1, true, until_ms))
     } else if !retried.1.is_empty() {
         Ok((retried.1, false, until_ms))
+    } else if pending {
+        Err(Pick::Pending)
     } else {
         Err(Pick::Unavailable { until_ms })
     }
