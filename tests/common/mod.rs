@@ -2,6 +2,8 @@
 //! client over real sockets, and raw-socket helpers for byte-level checks.
 #![allow(dead_code)]
 
+pub mod redis;
+
 use bytes::Bytes;
 use http::{HeaderMap, Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
