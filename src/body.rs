@@ -151,6 +151,11 @@ impl Tracked {
                             call.stats.record_ttft(call.sent.elapsed().as_secs_f64());
                         }
                     }
+                    // A body of known length is dropped by the server as soon as its
+                    // last byte is written, never polled to its end: settle it now.
+                    if self.inner.is_end_stream() {
+                        self.finish(End::Complete);
+                    }
                 }
             }
             Poll::Ready(None) => self.finish(End::Complete),
