@@ -13,6 +13,7 @@ pub mod error;
 pub mod fake;
 pub mod info;
 pub mod limiter;
+pub mod metrics;
 pub mod mock;
 pub mod proxy;
 pub mod request;

@@ -1,0 +1,332 @@
+//! The text exposition (format 0.0.4) of every metric, written at scrape time from
+//! the current snapshot: counters from the handles, gauges from live state.
+
+use super::{slot_labels, DeploymentMetrics, GroupMetrics, FIRST_STATUS};
+use crate::clock;
+use crate::state::{App, Deployment, Snapshot};
+use std::fmt::Write;
+use std::sync::atomic::Ordering;
+use std::time::UNIX_EPOCH;
+
+/// `Content-Type` of the exposition.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// The whole exposition for `snap`.
+pub fn render(app: &App, snap: &Snapshot) -> String {
+    let mut out = String::with_capacity(8192 + snap.deployments.len() * 8192);
+    proxy_families(&mut out, app, snap);
+    deployment_counters(&mut out, snap);
+    deployment_gauges(&mut out, snap);
+    process_families(&mut out, app, snap);
+    out
+}
+
+/// `# HELP` and `# TYPE` of a family (a counter's samples add `_total`).
+fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+/// One sample line; `labels` may be empty.
+fn sample(out: &mut String, name: &str, labels: &str, value: impl std::fmt::Display) {
+    let _ = writeln!(out, "{name}{{{labels}}} {value}");
+}
+
+fn proxy_families(out: &mut String, app: &App, snap: &Snapshot) {
+    let groups: Vec<&GroupMetrics> = snap
+        .group_metrics
+        .iter()
+        .map(|g| &**g)
+        .chain([&app.metrics.unrouted])
+        .collect();
+    let name = "litellm_proxy_total_requests_metric";
+    family(
+        out,
+        name,
+        "counter",
+        "Requests answered, by the model group asked for and the HTTP status sent back.",
+    );
+    for g in &groups {
+        for (i, c) in g.statuses.iter().enumerate() {
+            let n = c.load(Ordering::Relaxed);
+            if n > 0 {
+                let status = FIRST_STATUS as usize + i;
+                let labels = format!("{},status_code=\"{status}\"", g.labels);
+                sample(out, &format!("{name}_total"), &labels, n);
+            }
+        }
+    }
+    let name = "litellm_request_total_latency_metric";
+    family(
+        out,
+        name,
+        "histogram",
+        "Seconds from a request's arrival to the end of its response body.",
+    );
+    for g in &groups {
+        g.total_latency.render(out, name, &g.labels);
+    }
+}
+
+/// Each deployment's handles, in snapshot order.
+fn handles(snap: &Snapshot) -> impl Iterator<Item = (&Deployment, &DeploymentMetrics)> {
+    snap.deployments.iter().map(|d| (&**d, &*d.metrics))
+}
+
+fn deployment_counters(out: &mut String, snap: &Snapshot) {
+    let name = "litellm_deployment_total_requests";
+    family(
+        out,
+        name,
+        "counter",
+        "Attempts sent to a deployment (each retry counts).",
+    );
+    for (_, m) in handles(snap) {
+        sample(out, &format!("{name}_total"), &m.labels, m.total());
+    }
+    let name = "litellm_deployment_success_responses";
+    family(
+        out,
+        name,
+        "counter",
+        "Attempts on a deployment that ended well.",
+    );
+    for (_, m) in handles(snap) {
+        sample(out, &format!("{name}_total"), &m.labels, m.successes());
+    }
+    let name = "litellm_deployment_failure_responses";
+    family(
+        out,
+        name,
+        "counter",
+        "Attempts on a deployment that failed, by status and LiteLLM exception class.",
+    );
+    for (_, m) in handles(snap) {
+        for (slot, c) in m.failures.iter().enumerate() {
+            let n = c.load(Ordering::Relaxed);
+            if n > 0 {
+                let (status, class) = slot_labels(slot);
+                let labels = format!(
+                    "{},exception_status=\"{status}\",exception_class=\"{}.{class}\"",
+                    m.labels, m.provider_class
+                );
+                sample(out, &format!("{name}_total"), &labels, n);
+            }
+        }
+    }
+    let name = "litellm_deployment_cooled_down";
+    family(
+        out,
+        name,
+        "counter",
+        "Cooldowns started, by the status of the failure that started them.",
+    );
+    for (_, m) in handles(snap) {
+        for (slot, c) in m.cooled_down.iter().enumerate() {
+            let n = c.load(Ordering::Relaxed);
+            if n > 0 {
+                let (status, _) = slot_labels(slot);
+                let labels = format!("{},exception_status=\"{status}\"", m.labels);
+                sample(out, &format!("{name}_total"), &labels, n);
+            }
+        }
+    }
+    let name = "litellm_llm_api_latency_metric";
+    family(
+        out,
+        name,
+        "histogram",
+        "Seconds from sending to a deployment to the end of its answer.",
+    );
+    for (d, m) in handles(snap) {
+        let labels = format!("model=\"{}\",{}", super::escape(&d.cfg.model), m.labels);
+        m.llm_latency.render(out, name, &labels);
+    }
+    let name = "litellm_overhead_latency_metric";
+    family(
+        out,
+        name,
+        "histogram",
+        "Seconds sluice added before the response head (total minus upstream wait).",
+    );
+    for (d, m) in handles(snap) {
+        m.overhead.render(out, name, &group_labels(d, m));
+    }
+}
+
+/// `model_group` plus the deployment's labels, as LiteLLM's budget and overhead metrics have.
+fn group_labels(d: &Deployment, m: &DeploymentMetrics) -> String {
+    format!(
+        "model_group=\"{}\",{}",
+        super::escape(&d.cfg.model_name),
+        m.labels
+    )
+}
+
+fn deployment_gauges(out: &mut String, snap: &Snapshot) {
+    let now = clock::now_ms();
+    let name = "litellm_deployment_state";
+    family(
+        out,
+        name,
+        "gauge",
+        "0 healthy, 1 partial outage (the last attempt failed), 2 cooling down.",
+    );
+    for (d, m) in handles(snap) {
+        let state = if d.stats.health.cooling_until(now).is_some() {
+            2
+        } else {
+            u8::from(m.last_failed())
+        };
+        sample(out, name, &m.labels, state);
+    }
+    let remaining = [
+        (
+            "litellm_remaining_requests",
+            "Requests left this minute under the deployment's rpm.",
+            d_rpm as Budget,
+        ),
+        (
+            "litellm_remaining_tokens",
+            "Tokens left this minute under the deployment's tpm.",
+            d_tpm,
+        ),
+    ];
+    for (name, help, budget) in remaining {
+        family(out, name, "gauge", help);
+        for (d, m) in handles(snap) {
+            if let Some((limit, used)) = budget(d, now) {
+                sample(out, name, &group_labels(d, m), limit.saturating_sub(used));
+            }
+        }
+    }
+    let gauges = [
+        (
+            "sluice_deployment_in_flight",
+            "Calls admitted to the deployment whose response has not ended.",
+            in_flight as Reading,
+        ),
+        (
+            "sluice_deployment_requests_this_minute",
+            "Requests admitted to the deployment in this calendar minute.",
+            requests_used,
+        ),
+        (
+            "sluice_deployment_tokens_this_minute",
+            "Tokens reserved or used on the deployment in this calendar minute.",
+            tokens_used,
+        ),
+    ];
+    for (name, help, read) in gauges {
+        family(out, name, "gauge", help);
+        for (d, m) in handles(snap) {
+            sample(out, name, &m.labels, read(d, now));
+        }
+    }
+}
+
+/// A deployment's limit and what is used of it this minute, if it has that limit.
+type Budget = fn(&Deployment, u64) -> Option<(u64, u64)>;
+/// A live reading of a deployment.
+type Reading = fn(&Deployment, u64) -> u64;
+
+fn d_rpm(d: &Deployment, now: u64) -> Option<(u64, u64)> {
+    Some((d.limits.rpm?, d.stats.requests_used(now)))
+}
+fn d_tpm(d: &Deployment, now: u64) -> Option<(u64, u64)> {
+    Some((d.limits.tpm?, d.stats.tokens_used(now)))
+}
+fn in_flight(d: &Deployment, _: u64) -> u64 {
+    u64::from(d.stats.in_flight())
+}
+fn requests_used(d: &Deployment, now: u64) -> u64 {
+    d.stats.requests_used(now)
+}
+fn tokens_used(d: &Deployment, now: u64) -> u64 {
+    d.stats.tokens_used(now)
+}
+
+fn process_families(out: &mut String, app: &App, snap: &Snapshot) {
+    let m = &app.metrics;
+    let name = "sluice_config_reloads";
+    family(out, name, "counter", "Config reloads (SIGHUP), by result.");
+    let (ok, failed) = m.reloads();
+    sample(out, "sluice_config_reloads_total", "result=\"success\"", ok);
+    sample(
+        out,
+        "sluice_config_reloads_total",
+        "result=\"error\"",
+        failed,
+    );
+    family(
+        out,
+        "sluice_config_info",
+        "gauge",
+        "The config being served, by its hash.",
+    );
+    sample(
+        out,
+        "sluice_config_info",
+        &format!("config_hash=\"{}\"", super::escape(&snap.hash)),
+        1,
+    );
+    let loaded = snap
+        .loaded_at
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64());
+    family(
+        out,
+        "sluice_config_loaded_timestamp_seconds",
+        "gauge",
+        "When the config being served was loaded (Unix seconds).",
+    );
+    sample(out, "sluice_config_loaded_timestamp_seconds", "", loaded);
+    family(
+        out,
+        "sluice_limits_enforced",
+        "gauge",
+        "1 when rpm/tpm are enforced (pre-call checks or a usage-based strategy).",
+    );
+    sample(
+        out,
+        "sluice_limits_enforced",
+        "",
+        u8::from(snap.settings.enforce_limits),
+    );
+    family(
+        out,
+        "sluice_draining",
+        "gauge",
+        "1 once shutdown began and the listener stopped accepting.",
+    );
+    sample(
+        out,
+        "sluice_draining",
+        "",
+        u8::from(app.draining.load(Ordering::Relaxed)),
+    );
+    let p = &m.pool;
+    let counters = [
+        (
+            "sluice_upstream_connections_opened",
+            "Upstream connections established.",
+            &p.opened,
+        ),
+        (
+            "sluice_upstream_connect_errors",
+            "Upstream connection attempts that failed.",
+            &p.failed,
+        ),
+    ];
+    for (name, help, c) in counters {
+        family(out, name, "counter", help);
+        sample(out, &format!("{name}_total"), "", c.load(Ordering::Relaxed));
+    }
+    let name = "sluice_upstream_connections_open";
+    family(
+        out,
+        name,
+        "gauge",
+        "Upstream connections open now, idle in the pool or in use.",
+    );
+    sample(out, name, "", p.open.load(Ordering::Relaxed));
+}
