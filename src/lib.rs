@@ -16,6 +16,7 @@ pub mod limiter;
 pub mod metrics;
 pub mod mock;
 pub mod proxy;
+pub mod reload;
 pub mod request;
 pub mod router;
 pub mod routes;
