@@ -11,6 +11,7 @@ pub mod clock;
 pub mod config;
 pub mod error;
 pub mod fake;
+pub mod health;
 pub mod info;
 pub mod limiter;
 pub mod metrics;

@@ -3,6 +3,7 @@
 
 use crate::body::ProxyBody;
 use crate::error::ProxyError;
+use crate::health;
 use crate::info;
 use crate::metrics;
 use crate::proxy;
@@ -27,6 +28,7 @@ enum Target {
     ModelGroupInfo,
     Liveness,
     Readiness,
+    Health,
     Metrics,
 }
 
@@ -43,6 +45,7 @@ impl Target {
             "/model_group/info" | "/v1/model_group/info" => Target::ModelGroupInfo,
             "/health/liveliness" | "/health/liveness" => Target::Liveness,
             "/health/readiness" => Target::Readiness,
+            "/health" => Target::Health,
             "/metrics" | "/metrics/" => Target::Metrics,
             _ => return None,
         })
@@ -112,6 +115,7 @@ async fn respond(app: &Arc<App>, req: Request<Incoming>, start: Instant) -> Resp
         Target::ModelGroupInfo => info::model_group_info(&snap),
         Target::Liveness => info::liveness(),
         Target::Readiness => info::readiness(app, &snap),
+        Target::Health => health::health(&snap),
         Target::Metrics => {
             let mut r = Response::new(ProxyBody::full(metrics::render(app, &snap)));
             r.headers_mut().insert(
