@@ -10,11 +10,7 @@ const MASTER: &str = "sk-health-master";
 async fn health_lists_deployments_with_their_state() {
     within_one_minute(10).await;
     let ok = fake(|_| {}).await;
-    let limited = fake(|c| {
-        c.error_rate = 1.0;
-        c.error_status = 429;
-    })
-    .await;
+    let limited = failing_fake(429).await;
     let s = Sluice::start(&format!(
         r#"
 model_list:

@@ -68,11 +68,7 @@ fn check_format(text: &str) {
 #[tokio::test]
 async fn counters_match_the_requests_sent() {
     let ok = fake(|_| {}).await;
-    let failing = fake(|c| {
-        c.error_rate = 1.0;
-        c.error_status = 500;
-    })
-    .await;
+    let failing = failing_fake(500).await;
     let s = Sluice::start(&config(&ok.url(), &failing.url())).await;
     let url = format!("{}/chat/completions", s.url());
     let auth = [
@@ -171,11 +167,7 @@ async fn counters_match_the_requests_sent() {
 async fn cooldowns_and_remaining_budget_are_reported() {
     within_one_minute(10).await;
     let ok = fake(|_| {}).await;
-    let limited = fake(|c| {
-        c.error_rate = 1.0;
-        c.error_status = 429;
-    })
-    .await;
+    let limited = failing_fake(429).await;
     let s = Sluice::start(&format!(
         r#"
 model_list:

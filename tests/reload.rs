@@ -27,11 +27,7 @@ const ROUTER: &str = "router_settings: {num_retries: 0, cooldown_time: 60}\n";
 async fn unchanged_deployments_keep_counters_and_cooldowns() {
     within_one_minute(10).await;
     let ok = fake(|_| {}).await;
-    let limited = fake(|c| {
-        c.error_rate = 1.0;
-        c.error_status = 429;
-    })
-    .await;
+    let limited = failing_fake(429).await;
     let (a, b) = (entry("a", &ok.url(), ""), entry("b", &limited.url(), ""));
     let w = entry("w", &ok.url(), ", weight: 1");
     let s = Sluice::start(&config(&[a.clone(), b.clone(), w], ROUTER)).await;

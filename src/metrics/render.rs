@@ -5,7 +5,7 @@ use super::{slot_labels, DeploymentMetrics, GroupMetrics, FIRST_STATUS};
 use crate::clock;
 use crate::state::{App, Deployment, Snapshot};
 use std::fmt::Write;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::UNIX_EPOCH;
 
 /// `Content-Type` of the exposition.
@@ -46,13 +46,10 @@ fn proxy_families(out: &mut String, app: &App, snap: &Snapshot) {
         "Requests answered, by the model group asked for and the HTTP status sent back.",
     );
     for g in &groups {
-        for (i, c) in g.statuses.iter().enumerate() {
-            let n = c.load(Ordering::Relaxed);
-            if n > 0 {
-                let status = FIRST_STATUS as usize + i;
-                let labels = format!("{},status_code=\"{status}\"", g.labels);
-                sample(out, &format!("{name}_total"), &labels, n);
-            }
+        for (i, n) in nonzero(&g.statuses) {
+            let status = FIRST_STATUS as usize + i;
+            let labels = format!("{},status_code=\"{status}\"", g.labels);
+            sample(out, &format!("{name}_total"), &labels, n);
         }
     }
     let name = "litellm_request_total_latency_metric";
@@ -72,62 +69,54 @@ fn handles(snap: &Snapshot) -> impl Iterator<Item = (&Deployment, &DeploymentMet
     snap.deployments.iter().map(|d| (&**d, &*d.metrics))
 }
 
+/// The counters of `counters` that are not zero, with their index.
+fn nonzero(counters: &[AtomicU64]) -> impl Iterator<Item = (usize, u64)> + '_ {
+    counters
+        .iter()
+        .map(|c| c.load(Ordering::Relaxed))
+        .enumerate()
+        .filter(|(_, n)| *n > 0)
+}
+
 fn deployment_counters(out: &mut String, snap: &Snapshot) {
-    let name = "litellm_deployment_total_requests";
-    family(
-        out,
-        name,
-        "counter",
-        "Attempts sent to a deployment (each retry counts).",
-    );
-    for (_, m) in handles(snap) {
-        sample(out, &format!("{name}_total"), &m.labels, m.total());
-    }
-    let name = "litellm_deployment_success_responses";
-    family(
-        out,
-        name,
-        "counter",
-        "Attempts on a deployment that ended well.",
-    );
-    for (_, m) in handles(snap) {
-        sample(out, &format!("{name}_total"), &m.labels, m.successes());
+    let plain: [(&str, &str, Count); 2] = [
+        (
+            "litellm_deployment_total_requests",
+            "Attempts sent to a deployment (each retry counts).",
+            DeploymentMetrics::total,
+        ),
+        (
+            "litellm_deployment_success_responses",
+            "Attempts on a deployment that ended well.",
+            DeploymentMetrics::successes,
+        ),
+    ];
+    for (name, help, read) in plain {
+        family(out, name, "counter", help);
+        for (_, m) in handles(snap) {
+            sample(out, &format!("{name}_total"), &m.labels, read(m));
+        }
     }
     let name = "litellm_deployment_failure_responses";
-    family(
-        out,
-        name,
-        "counter",
-        "Attempts on a deployment that failed, by status and LiteLLM exception class.",
-    );
+    let help = "Attempts on a deployment that failed, by status and LiteLLM exception class.";
+    family(out, name, "counter", help);
     for (_, m) in handles(snap) {
-        for (slot, c) in m.failures.iter().enumerate() {
-            let n = c.load(Ordering::Relaxed);
-            if n > 0 {
-                let (status, class) = slot_labels(slot);
-                let labels = format!(
-                    "{},exception_status=\"{status}\",exception_class=\"{}.{class}\"",
-                    m.labels, m.provider_class
-                );
-                sample(out, &format!("{name}_total"), &labels, n);
-            }
+        for (slot, n) in nonzero(&m.failures) {
+            let (status, class) = slot_labels(slot);
+            let labels = format!(
+                "{},exception_status=\"{status}\",exception_class=\"{}.{class}\"",
+                m.labels, m.provider_class
+            );
+            sample(out, &format!("{name}_total"), &labels, n);
         }
     }
     let name = "litellm_deployment_cooled_down";
-    family(
-        out,
-        name,
-        "counter",
-        "Cooldowns started, by the status of the failure that started them.",
-    );
+    let help = "Cooldowns started, by the status of the failure that started them.";
+    family(out, name, "counter", help);
     for (_, m) in handles(snap) {
-        for (slot, c) in m.cooled_down.iter().enumerate() {
-            let n = c.load(Ordering::Relaxed);
-            if n > 0 {
-                let (status, _) = slot_labels(slot);
-                let labels = format!("{},exception_status=\"{status}\"", m.labels);
-                sample(out, &format!("{name}_total"), &labels, n);
-            }
+        for (slot, n) in nonzero(&m.cooled_down) {
+            let labels = format!("{},exception_status=\"{}\"", m.labels, slot_labels(slot).0);
+            sample(out, &format!("{name}_total"), &labels, n);
         }
     }
     let name = "litellm_llm_api_latency_metric";
@@ -226,6 +215,8 @@ fn deployment_gauges(out: &mut String, snap: &Snapshot) {
 
 /// A deployment's limit and what is used of it this minute, if it has that limit.
 type Budget = fn(&Deployment, u64) -> Option<(u64, u64)>;
+/// A counter of a deployment's handles.
+type Count = fn(&DeploymentMetrics) -> u64;
 /// A live reading of a deployment.
 type Reading = fn(&Deployment, u64) -> u64;
 

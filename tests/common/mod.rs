@@ -320,3 +320,12 @@ pub async fn scrape_until(s: &Sluice, done: impl Fn(&str) -> bool) -> String {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// A fake-llm upstream that answers every request with `status`.
+pub async fn failing_fake(status: u16) -> sluice::fake::FakeLlm {
+    fake(|c| {
+        c.error_rate = 1.0;
+        c.error_status = status;
+    })
+    .await
+}
