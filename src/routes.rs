@@ -71,17 +71,20 @@ pub async fn handle(
     req: Request<Incoming>,
 ) -> Result<Response<ProxyBody>, Infallible> {
     let start = Instant::now();
-    let method = req.method().clone();
-    let path = req.uri().path().to_string();
+    // Copied only when the line will be written: no work per request otherwise.
+    let logged = tracing::enabled!(tracing::Level::DEBUG)
+        .then(|| (req.method().clone(), req.uri().path().to_string()));
     let resp = respond(&app, req, start).await;
-    tracing::debug!(
-        %method,
-        path,
-        status = resp.status().as_u16(),
-        deployment = resp.headers().get("x-litellm-model-id").and_then(|v| v.to_str().ok()),
-        ms = start.elapsed().as_secs_f64() * 1000.0,
-        "request"
-    );
+    if let Some((method, path)) = logged {
+        tracing::debug!(
+            %method,
+            path,
+            status = resp.status().as_u16(),
+            deployment = resp.headers().get("x-litellm-model-id").and_then(|v| v.to_str().ok()),
+            ms = start.elapsed().as_secs_f64() * 1000.0,
+            "request"
+        );
+    }
     Ok(resp)
 }
 
