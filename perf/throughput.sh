@@ -5,17 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DUR=${1:-10}; CONNS=${2:-50}; RUNS=${3:-3}
-command -v wrk >/dev/null || { echo "needs wrk (apt-get install wrk)"; exit 1; }
-cargo build --release --quiet --bins
-work=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
-trap cleanup EXIT
-
-wait_url() { # file -> first http://host:port printed in it
-  for _ in $(seq 100); do grep -q 'http://' "$1" 2>/dev/null && break; sleep 0.1; done
-  grep -o 'http://127.0.0.1:[0-9]*' "$1" | head -1
-}
+. perf/lib.sh
 
 target/release/fake-llm --port 0 >"$work/fake.out" 2>&1 &
 pids+=($!)

@@ -4,7 +4,9 @@
 
 use crate::clock;
 use crate::limiter::health::{CooldownPolicy, Failure};
-use crate::limiter::{DeploymentStats, Reservation};
+use crate::limiter::Reservation;
+use crate::metrics::GroupMetrics;
+use crate::state::Deployment;
 use crate::usage::UsageSniffer;
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
@@ -13,7 +15,7 @@ use std::convert::Infallible;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// A response body: a whole buffer (errors, info endpoints, mocks) or the upstream's
 /// body passed through frame by frame.
@@ -104,24 +106,29 @@ const STREAM_ERROR_EVENT: &[u8] = b"data: {\"error\":{\"message\":\"The upstream
 
 /// What a call must settle when its response ends.
 pub struct Call {
-    /// The deployment's live state.
-    pub stats: Arc<DeploymentStats>,
+    /// The deployment: its live state, counters and cooldown setting.
+    pub dep: Arc<Deployment>,
     /// The request slot and tokens it holds.
     pub reservation: Reservation,
     /// When the request was sent upstream.
     pub sent: Instant,
     /// Estimated prompt tokens, used when the upstream reports no usage.
     pub prompt_estimate: u64,
-    /// Cooldown rules, the deployment's own cooldown and its group's size, for a
-    /// failure mid-body.
+    /// Cooldown rules, for a failure mid-body.
     pub policy: CooldownPolicy,
-    pub deployment_cooldown: Option<Duration>,
+    /// Deployments in the group, for the cooldown rules.
     pub group_size: usize,
     /// Whether the time to the first event was recorded yet (streams only).
     pub ttft_seen: bool,
     /// The upstream answered with success; an error status passed through (401, 404)
     /// was already counted as a failure and records no latency or success.
     pub ok: bool,
+    /// The attempt's metrics outcome was counted already (an error status such as
+    /// 400, which does not count towards cooldowns but is no success either).
+    pub counted: bool,
+    /// When the request arrived and its group's counters, for the total latency;
+    /// set once the response is decorated.
+    pub request: Option<(Instant, Arc<GroupMetrics>)>,
 }
 
 impl Tracked {
@@ -148,8 +155,15 @@ impl Tracked {
                     if let Some(call) = self.call.as_mut().filter(|c| !c.ttft_seen) {
                         if self.sniffer.events() > 0 {
                             call.ttft_seen = true;
-                            call.stats.record_ttft(call.sent.elapsed().as_secs_f64());
+                            call.dep
+                                .stats
+                                .record_ttft(call.sent.elapsed().as_secs_f64());
                         }
+                    }
+                    // A body of known length is dropped by the server as soon as its
+                    // last byte is written, never polled to its end: settle it now.
+                    if self.inner.is_end_stream() {
+                        self.finish(End::Complete);
                     }
                 }
             }
@@ -170,31 +184,53 @@ impl Tracked {
         polled
     }
 
+    /// Starts the total-latency clock's reading at the end of this body.
+    pub fn on_end(&mut self, arrived: Instant, group: Arc<GroupMetrics>) {
+        if let Some(call) = self.call.as_mut() {
+            call.request = Some((arrived, group));
+        }
+    }
+
     /// Settles the call once: tokens to the usage seen (or estimated); latency and
     /// success on a complete body, a failure on a broken one.
     fn finish(&mut self, end: End) {
         let Some(call) = self.call.take() else { return };
         let (usage, _) = self.sniffer.finish(call.prompt_estimate);
-        call.stats.settle(call.reservation, usage.total_tokens);
+        let stats = &call.dep.stats;
+        let metrics = &call.dep.metrics;
+        stats.settle(call.reservation, usage.total_tokens);
         let now = clock::now_ms();
         match end {
             End::Complete if !call.ok => {}
             End::Complete => {
-                call.stats
-                    .record_latency(call.sent.elapsed().as_secs_f64(), usage.completion_tokens);
-                call.stats.health.record_success(now);
+                let elapsed = call.sent.elapsed();
+                stats.record_latency(elapsed.as_secs_f64(), usage.completion_tokens);
+                stats.health.record_success(now);
+                if !call.counted {
+                    metrics.succeeded();
+                    metrics.llm_latency.observe(elapsed);
+                }
             }
             End::Failed => {
-                call.stats.record_failure(
+                let cooled = stats.record_failure(
                     Failure::Connect,
                     None,
-                    call.deployment_cooldown,
+                    call.dep.cfg.cooldown_time,
                     &call.policy,
                     call.group_size,
                     now,
                 );
+                if !call.counted {
+                    metrics.failed(Failure::Connect);
+                }
+                if cooled.is_some() {
+                    metrics.cooled(Failure::Connect);
+                }
             }
             End::Abandoned => {}
+        }
+        if let (Some((arrived, group)), false) = (&call.request, end == End::Abandoned) {
+            group.total_latency.observe(arrived.elapsed());
         }
     }
 }

@@ -2,12 +2,10 @@
 #![forbid(unsafe_code)]
 
 use clap::{Parser, Subcommand};
-use sluice::config::{self, ConfigError};
 use sluice::state::{App, Snapshot};
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
 #[global_allocator]
@@ -85,13 +83,12 @@ fn main() -> ExitCode {
 
 /// Loads and builds a config; errors are ready to print.
 fn load(path: &Path, previous: Option<&Snapshot>) -> Result<(Snapshot, bool), Vec<String>> {
-    let loaded = config::load_file(path)
-        .map_err(|e| e.iter().map(ConfigError::to_string).collect::<Vec<_>>())?;
-    for w in &loaded.warnings {
+    let (snapshot, warnings) = sluice::reload::load(path, previous)?;
+    for w in &warnings {
         eprintln!("warning: {w}");
     }
-    let json_logs = loaded.config.litellm.json_logs;
-    Ok((Snapshot::build(loaded, previous)?, json_logs))
+    let json_logs = snapshot.config.litellm.json_logs;
+    Ok((snapshot, json_logs))
 }
 
 fn report_errors(path: &Path, errors: &[String]) {
@@ -104,8 +101,10 @@ fn report_errors(path: &Path, errors: &[String]) {
 fn init_logs(json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Colours only on a terminal: journald and log files get plain text.
     let fmt = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     if json {
         fmt.json().init();
@@ -133,7 +132,7 @@ async fn serve(cli: Cli, path: PathBuf, snapshot: Snapshot, grace: Duration) -> 
         "sluice {} listening on http://{local}", sluice::VERSION
     );
     let app = App::new(snapshot);
-    tokio::spawn(reload_on_sighup(app.clone(), path));
+    tokio::spawn(sluice::reload::on_sighup(app.clone(), path));
     sluice::server::run(listener, app, shutdown_signal(), grace).await;
     ExitCode::SUCCESS
 }
@@ -146,32 +145,6 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = term.recv() => tracing::info!("SIGTERM received"),
         _ = int.recv() => tracing::info!("SIGINT received"),
-    }
-}
-
-/// On SIGHUP: load, validate and build the config off the request path, then swap
-/// it in whole. An invalid config changes nothing.
-async fn reload_on_sighup(app: Arc<App>, path: PathBuf) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let Ok(mut hup) = signal(SignalKind::hangup()) else {
-        return;
-    };
-    while hup.recv().await.is_some() {
-        let p = path.clone();
-        let previous = app.snapshot.load_full();
-        match tokio::task::spawn_blocking(move || load(&p, Some(&previous))).await {
-            Ok(Ok((snapshot, _))) => {
-                tracing::info!(hash = %snapshot.hash, "config reloaded");
-                app.link(&snapshot);
-                app.snapshot.store(Arc::new(snapshot));
-            }
-            Ok(Err(errors)) => {
-                for e in &errors {
-                    tracing::error!("reload rejected: {e}");
-                }
-            }
-            Err(e) => tracing::error!(error = %e, "reload task failed"),
-        }
     }
 }
 

@@ -3,7 +3,9 @@
 
 use crate::body::ProxyBody;
 use crate::error::ProxyError;
+use crate::health;
 use crate::info;
+use crate::metrics;
 use crate::proxy;
 use crate::request::{self, Parsed};
 use crate::state::{App, Snapshot};
@@ -26,6 +28,8 @@ enum Target {
     ModelGroupInfo,
     Liveness,
     Readiness,
+    Health,
+    Metrics,
 }
 
 impl Target {
@@ -41,6 +45,8 @@ impl Target {
             "/model_group/info" | "/v1/model_group/info" => Target::ModelGroupInfo,
             "/health/liveliness" | "/health/liveness" => Target::Liveness,
             "/health/readiness" => Target::Readiness,
+            "/health" => Target::Health,
+            "/metrics" | "/metrics/" => Target::Metrics,
             _ => return None,
         })
     }
@@ -52,21 +58,40 @@ impl Target {
         }
     }
 
-    /// Health probes answer without a key, as in LiteLLM.
+    /// Health probes and metrics answer without a key, as in LiteLLM.
     fn open(self) -> bool {
-        matches!(self, Target::Liveness | Target::Readiness)
+        matches!(self, Target::Liveness | Target::Readiness | Target::Metrics)
     }
 }
 
-/// The hyper service: never fails, every problem becomes a response.
+/// The hyper service: never fails, every problem becomes a response. Each request
+/// is logged at debug level, once its response head is ready.
 pub async fn handle(
     app: Arc<App>,
     req: Request<Incoming>,
 ) -> Result<Response<ProxyBody>, Infallible> {
     let start = Instant::now();
+    // Copied only when the line will be written: no work per request otherwise.
+    let logged = tracing::enabled!(tracing::Level::DEBUG)
+        .then(|| (req.method().clone(), req.uri().path().to_string()));
+    let resp = respond(&app, req, start).await;
+    if let Some((method, path)) = logged {
+        tracing::debug!(
+            %method,
+            path,
+            status = resp.status().as_u16(),
+            deployment = resp.headers().get("x-litellm-model-id").and_then(|v| v.to_str().ok()),
+            ms = start.elapsed().as_secs_f64() * 1000.0,
+            "request"
+        );
+    }
+    Ok(resp)
+}
+
+async fn respond(app: &Arc<App>, req: Request<Incoming>, start: Instant) -> Response<ProxyBody> {
     let snap = app.snapshot.load_full();
     let Some(target) = Target::of(req.uri().path()) else {
-        return Ok(ProxyError::NotFound(req.uri().path().to_string()).into_response());
+        return ProxyError::NotFound(req.uri().path().to_string()).into_response();
     };
     let method = req.method();
     let head = method == Method::HEAD && target.method() == Method::GET;
@@ -76,22 +101,33 @@ pub async fn handle(
         } else {
             "GET, HEAD"
         };
-        return Ok(ProxyError::MethodNotAllowed { allow }.into_response());
+        return ProxyError::MethodNotAllowed { allow }.into_response();
     }
     if !target.open() {
         if let Err(e) = authorize(&snap, req.headers()) {
-            return Ok(e.into_response());
+            if let Target::Proxy(_) = target {
+                app.metrics.unrouted.record(e.status().as_u16(), start);
+            }
+            return e.into_response();
         }
     }
-    let resp = match target {
-        Target::Proxy(endpoint) => proxy_call(&app, &snap, endpoint, req, start).await,
+    match target {
+        Target::Proxy(endpoint) => proxy_call(app, &snap, endpoint, req, start).await,
         Target::Models => info::models(&snap),
         Target::ModelInfo => info::model_info(&snap),
         Target::ModelGroupInfo => info::model_group_info(&snap),
         Target::Liveness => info::liveness(),
-        Target::Readiness => info::readiness(&app, &snap),
-    };
-    Ok(resp)
+        Target::Readiness => info::readiness(app, &snap),
+        Target::Health => health::health(&snap),
+        Target::Metrics => {
+            let mut r = Response::new(ProxyBody::full(metrics::render(app, &snap)));
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                header::HeaderValue::from_static(metrics::CONTENT_TYPE),
+            );
+            r
+        }
+    }
 }
 
 async fn proxy_call(
@@ -112,7 +148,10 @@ async fn proxy_call(
         .and_then(Parsed::new)
     {
         Ok(p) => p,
-        Err(e) => return e.into_response(),
+        Err(e) => {
+            app.metrics.unrouted.record(e.status().as_u16(), start);
+            return e.into_response();
+        }
     };
     proxy::handle(app, snap, endpoint, &parts.headers, parsed, start).await
 }

@@ -6,6 +6,7 @@ use crate::config::{Config, DeploymentConfig, Loaded, Strategy};
 use crate::limiter::health::CooldownPolicy;
 use crate::limiter::shared::{Mode, SyncState};
 use crate::limiter::{DeploymentStats, Limits};
+use crate::metrics::{self, DeploymentMetrics, GroupMetrics, Metrics};
 use crate::router::{weights, Group, Route};
 use crate::upstream::{self, provider, Endpoint};
 use arc_swap::ArcSwap;
@@ -44,6 +45,8 @@ pub struct Deployment {
     pub api_base_header: HeaderValue,
     /// Live counters; shared with the previous snapshot when this deployment is unchanged.
     pub stats: Arc<DeploymentStats>,
+    /// Prometheus counters; shared with the previous snapshot's deployment of the same labels.
+    pub metrics: Arc<DeploymentMetrics>,
     /// rpm, tpm and max_parallel_requests.
     pub limits: Limits,
     /// simple-shuffle weight within its group.
@@ -99,6 +102,8 @@ pub struct Snapshot {
     pub routes: HashMap<Box<str>, Route>,
     /// Resolved settings.
     pub settings: Settings,
+    /// Prometheus counters per group, indexed like `groups`.
+    pub group_metrics: Vec<Arc<GroupMetrics>>,
 }
 
 impl Snapshot {
@@ -124,7 +129,9 @@ impl Snapshot {
             let stats = previous
                 .and_then(|p| p.deployments.iter().find(|d| d.cfg == *dep))
                 .map_or_else(Arc::default, |d| d.stats.clone());
-            match build_deployment(dep, group, stats) {
+            let kept = previous.map_or(&[][..], |p| &p.deployments[..]);
+            let metrics = metrics::for_deployment(dep, kept);
+            match build_deployment(dep, group, stats, metrics) {
                 Ok(d) => {
                     groups[group].members.push(i);
                     deployments.push(d);
@@ -158,6 +165,7 @@ impl Snapshot {
         }
         resolve_fallbacks(&config, &mut groups, &routes);
         let settings = settings(&config);
+        let group_metrics = metrics::for_groups(&groups, previous.map(|p| &p.group_metrics[..]));
         Ok(Snapshot {
             config,
             hash,
@@ -166,6 +174,7 @@ impl Snapshot {
             deployments,
             routes,
             settings,
+            group_metrics,
         })
     }
 
@@ -179,6 +188,7 @@ fn build_deployment(
     dep: &DeploymentConfig,
     group: usize,
     stats: Arc<DeploymentStats>,
+    metrics: Arc<DeploymentMetrics>,
 ) -> Result<Deployment, String> {
     let url = |e: Endpoint| provider::endpoint_url(dep, e);
     let urls = [
@@ -202,6 +212,7 @@ fn build_deployment(
         id_header: header(&dep.id)?,
         api_base_header: header(api_base)?,
         stats,
+        metrics,
         limits: Limits {
             rpm: dep.rpm,
             tpm: dep.tpm,
@@ -330,12 +341,15 @@ pub struct App {
     pub draining: AtomicBool,
     /// Limits shared through Redis, when the config names one.
     pub sync: Option<Arc<SyncState>>,
+    /// Counters not tied to one snapshot (reloads, unrouted requests, upstream pool).
+    pub metrics: Metrics,
 }
 
 impl App {
     /// State serving `snapshot`. With Redis configured, this starts the task that
     /// shares limits and cooldowns (so it must run inside a tokio runtime).
     pub fn new(snapshot: Snapshot) -> Arc<App> {
+        let metrics = Metrics::default();
         let redis = snapshot.config.router.redis.clone();
         let (sync, cooldowns) = match redis {
             Some(_) => {
@@ -346,9 +360,10 @@ impl App {
         };
         let app = Arc::new(App {
             snapshot: ArcSwap::from_pointee(snapshot),
-            client: upstream::client(),
+            client: upstream::client(metrics.pool.clone()),
             draining: AtomicBool::new(false),
             sync,
+            metrics,
         });
         app.link(&app.snapshot.load());
         if let (Some(settings), Some(sync), Some(rx)) = (redis, app.sync.clone(), cooldowns) {

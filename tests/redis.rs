@@ -79,6 +79,13 @@ async fn redis_down_at_start_serves_locally_then_joins() {
     // Redis appears on that port: the replica connects and shares from then on.
     let _redis = RedisServer::start_on(port);
     all_shared(&rs).await;
+    let metrics =
+        String::from_utf8(get(&format!("{}/metrics", rs[0].url())).await.body.to_vec()).unwrap();
+    assert!(
+        metrics.contains("sluice_redis_mode{mode=\"shared\"} 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("sluice_redis_mode{mode=\"local_fallback\"} 0"));
     assert_eq!(
         get(&format!("{}/health/readiness", rs[0].url()))
             .await

@@ -18,6 +18,7 @@ use crate::upstream::Endpoint;
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// How long a request waits for its replica's share to be refilled from Redis, and
@@ -165,7 +166,7 @@ impl Call<'_> {
             tried.push(idx);
             trace.retries = attempt;
             trace.deployment = Some(idx);
-            let dep = &*snap.deployments[idx];
+            let dep = &snap.deployments[idx];
             match self
                 .attempt(dep, reservation, g.members.len(), primary, trace)
                 .await
@@ -181,7 +182,7 @@ impl Call<'_> {
     /// One attempt on an admitted deployment.
     async fn attempt(
         &self,
-        dep: &Deployment,
+        dep: &Arc<Deployment>,
         reservation: Reservation,
         group_size: usize,
         primary: bool,
@@ -189,9 +190,11 @@ impl Call<'_> {
     ) -> Result<Response<ProxyBody>, Failed> {
         let ask = self.ask;
         let stats = &dep.stats;
+        dep.metrics.sent();
         if let Some(text) = ask.mock.as_deref().or(dep.cfg.mock_response.as_deref()) {
             stats.settle(reservation, MOCK_TOKENS);
             stats.health.record_success(clock::now_ms());
+            dep.metrics.succeeded();
             let m = mock::respond(
                 self.endpoint,
                 &self.req.model,
@@ -210,6 +213,8 @@ impl Call<'_> {
         let group = || self.snap.groups[dep.group].name.clone();
         if ask.mock_429 || (ask.mock_500 && primary) {
             stats.release(reservation);
+            dep.metrics
+                .failed(Failure::Status(if ask.mock_429 { 429 } else { 500 }));
             return Err(Failed::Own(if ask.mock_429 {
                 ProxyError::MockRateLimit { group: group() }
             } else {
@@ -231,10 +236,16 @@ impl Call<'_> {
             Ok(Ok(resp)) if !retryable(resp.status()) => {
                 let failure = Failure::Status(resp.status().as_u16());
                 let ok = !failure.counts();
+                // A 4xx is no success either, though only some count towards cooldowns.
+                let counted = resp.status().as_u16() >= 400;
+                if counted {
+                    dep.metrics.failed(failure);
+                }
                 if !ok {
                     self.record(dep, failure, None, group_size);
                 }
-                return Ok(self.track(resp, dep, reservation, sent, group_size, ok));
+                let outcome = Outcome { ok, counted };
+                return Ok(self.track(resp, dep, reservation, sent, group_size, outcome));
             }
             Ok(Ok(resp)) => {
                 let retry_after = retry_after(&resp);
@@ -262,6 +273,7 @@ impl Call<'_> {
             }
         };
         stats.release(reservation);
+        dep.metrics.failed(failure);
         self.record(dep, failure, retry_after, group_size);
         Err(failed)
     }
@@ -285,6 +297,7 @@ impl Call<'_> {
             now,
         );
         if let Some(until) = until {
+            dep.metrics.cooled(failure);
             tracing::info!(deployment = %dep.cfg.id, ?failure, cooldown_ms = until - now, "deployment cooling down");
         }
     }
@@ -311,11 +324,11 @@ impl Call<'_> {
     fn track(
         &self,
         resp: Response<Incoming>,
-        dep: &Deployment,
+        dep: &Arc<Deployment>,
         reservation: Reservation,
         sent: Instant,
         group_size: usize,
-        ok: bool,
+        outcome: Outcome,
     ) -> Response<ProxyBody> {
         let (mut parts, body) = resp.into_parts();
         strip_hop_by_hop(&mut parts.headers);
@@ -324,21 +337,30 @@ impl Call<'_> {
             .get(header::CONTENT_TYPE)
             .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
         let call = body::Call {
-            stats: dep.stats.clone(),
+            dep: dep.clone(),
             reservation,
             sent,
             prompt_estimate: self.ask.need.prompt_tokens,
             policy: self.snap.settings.cooldown,
-            deployment_cooldown: dep.cfg.cooldown_time,
             group_size,
             ttft_seen: false,
-            ok,
+            ok: outcome.ok,
+            counted: outcome.counted,
+            request: None,
         };
         Response::from_parts(
             parts,
             ProxyBody::Tracked(Box::new(Tracked::new(body, sse, call))),
         )
     }
+}
+
+/// How a passed-through answer counts (see `body::Call`).
+struct Outcome {
+    /// A success for cooldowns and latency.
+    ok: bool,
+    /// Already counted as a failure in the metrics.
+    counted: bool,
 }
 
 /// Statuses worth another deployment: overloaded, throttled or broken upstreams.

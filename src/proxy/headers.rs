@@ -22,6 +22,8 @@ pub struct Trace {
     pub deployment: Option<usize>,
     /// The group of the last attempt.
     pub group: usize,
+    /// The group the request asked for (before any fallback), for the metrics.
+    pub requested: usize,
     /// `x-litellm-call-id`, also the id of mocked completions.
     pub call_id: String,
 }
@@ -36,13 +38,14 @@ impl Trace {
             fallbacks: 0,
             deployment: None,
             group,
+            requested: group,
             call_id: call_id(),
         }
     }
 
     /// Adds the `x-litellm-*` headers, and `x-ratelimit-*` from sluice's own counters
-    /// when the group has limits and the upstream sent none.
-    pub fn decorate(&self, snap: &Snapshot, h: &mut HeaderMap) {
+    /// when the group has limits and the upstream sent none. Returns the overhead.
+    pub fn decorate(&self, snap: &Snapshot, h: &mut HeaderMap) -> Duration {
         let total = self.start.elapsed();
         let overhead = total.saturating_sub(self.upstream);
         let group = &snap.groups[self.group];
@@ -72,6 +75,7 @@ impl Trace {
         if group.has_limits && !h.contains_key("x-ratelimit-remaining-requests") {
             rate_limit_headers(snap, group, dep, h);
         }
+        overhead
     }
 }
 
@@ -137,13 +141,24 @@ pub fn strip_hop_by_hop(h: &mut HeaderMap) {
     }
 }
 
-/// A response with decorated headers.
+/// A response with decorated headers, counted in the metrics: its status under
+/// the group asked for, the overhead under the deployment that answered, and the
+/// total latency now, or at the end of the body for a passed-through answer.
 pub fn finish(
     mut resp: Response<ProxyBody>,
     trace: &Trace,
     snap: &Snapshot,
 ) -> Response<ProxyBody> {
-    trace.decorate(snap, resp.headers_mut());
+    let overhead = trace.decorate(snap, resp.headers_mut());
+    let group = &snap.group_metrics[trace.requested];
+    group.answered(resp.status().as_u16());
+    if let Some(d) = trace.deployment {
+        snap.deployments[d].metrics.overhead.observe(overhead);
+    }
+    match resp.body_mut() {
+        ProxyBody::Tracked(t) => t.on_end(trace.start, group.clone()),
+        _ => group.total_latency.observe(trace.start.elapsed()),
+    }
     resp
 }
 

@@ -105,7 +105,11 @@ pub async fn handle(
     let (first, pinned) = match snap.route(&req.model) {
         Some(Route::Group(g)) => (g, None),
         Some(Route::Deployment(d)) => (snap.deployments[d].group, Some(d)),
-        None => return ProxyError::UnknownModel(req.model).into_response(),
+        None => {
+            let resp = ProxyError::UnknownModel(req.model).into_response();
+            app.metrics.unrouted.record(resp.status().as_u16(), start);
+            return resp;
+        }
     };
     let ask = Ask::new(&req, headers, snap);
     let mut trace = Trace::new(start, first);

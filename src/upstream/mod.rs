@@ -1,23 +1,28 @@
 //! The pooled HTTP client that talks to upstreams (plain HTTP or HTTPS through
 //! rustls with the webpki roots), and per-provider URL and header building.
 
+mod counted;
 pub mod provider;
 
 pub use provider::Endpoint;
 
 use crate::body::Spliced;
+use crate::metrics::PoolMetrics;
+use counted::Counted;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client as HyperClient;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The shared upstream client: one connection pool per upstream host.
-pub type Client = HyperClient<HttpsConnector<HttpConnector>, Spliced>;
+pub type Client = HyperClient<Counted<HttpsConnector<HttpConnector>>, Spliced>;
 
-/// Builds the client. Idle connections are kept 90 s; TCP_NODELAY is set because
-/// requests and responses are small and latency-bound.
-pub fn client() -> Client {
+/// Builds the client, counting its connections into `pool`. Idle connections are
+/// kept 90 s; TCP_NODELAY is set because requests and responses are small and
+/// latency-bound.
+pub fn client(pool: Arc<PoolMetrics>) -> Client {
     let mut http = HttpConnector::new();
     http.set_nodelay(true);
     http.enforce_http(false);
@@ -40,7 +45,7 @@ pub fn client() -> Client {
         .pool_idle_timeout(Duration::from_secs(90))
         .pool_timer(TokioTimer::new())
         .timer(TokioTimer::new())
-        .build(https)
+        .build(Counted::new(https, pool))
 }
 
 /// The webpki roots, plus the PEM certificates in `$SSL_CERT_FILE` when set (for

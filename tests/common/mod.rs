@@ -235,3 +235,99 @@ pub async fn fake(f: impl FnOnce(&mut sluice::fake::FakeConfig)) -> sluice::fake
     f(&mut cfg);
     sluice::fake::FakeLlm::start(cfg).await.unwrap()
 }
+
+/// Writes `yaml` to a file of its own under the temp dir and returns the path.
+pub fn config_file(tag: &str, yaml: &str) -> std::path::PathBuf {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("sluice-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("{tag}-{n}.yaml"));
+    std::fs::write(&path, yaml).unwrap();
+    path
+}
+
+/// GET /metrics as text.
+pub async fn scrape(s: &Sluice) -> String {
+    let r = get(&format!("{}/metrics", s.url())).await;
+    assert_eq!(r.status, 200);
+    String::from_utf8(r.body.to_vec()).unwrap()
+}
+
+/// The label pairs of a sample's `{...}` part (values unescaped).
+fn parse_labels(s: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut rest = s;
+    while let Some((key, after)) = rest.split_once("=\"") {
+        let mut value = String::new();
+        let mut chars = after.char_indices();
+        let mut end = after.len();
+        while let Some((i, c)) = chars.next() {
+            match c {
+                '\\' => match chars.next() {
+                    Some((_, 'n')) => value.push('\n'),
+                    Some((_, c)) => value.push(c),
+                    None => {}
+                },
+                '"' => {
+                    end = i + 1;
+                    break;
+                }
+                c => value.push(c),
+            }
+        }
+        out.push((key.trim_start_matches(',').to_string(), value));
+        rest = &after[end..];
+    }
+    out
+}
+
+/// Sum of the samples named `name` whose labels include every pair of `labels`.
+pub fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+    let mut sum = 0.0;
+    for line in text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+    {
+        let (series, value) = line.rsplit_once(' ').expect("a sample line has a value");
+        let (n, l) = match series.split_once('{') {
+            Some((n, l)) => (n, l.trim_end_matches('}')),
+            None => (series, ""),
+        };
+        if n != name {
+            continue;
+        }
+        let have = parse_labels(l);
+        if labels
+            .iter()
+            .all(|(k, v)| have.iter().any(|(hk, hv)| hk == k && hv == v))
+        {
+            sum += value.parse::<f64>().expect("a sample value is a number");
+        }
+    }
+    sum
+}
+
+/// Scrapes until `done` holds for the exposition (counters of a body's end are
+/// recorded as the last bytes go out, a moment after a client may have read them),
+/// at most two seconds; returns the last scrape.
+pub async fn scrape_until(s: &Sluice, done: impl Fn(&str) -> bool) -> String {
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    loop {
+        let text = scrape(s).await;
+        if done(&text) || std::time::Instant::now() > deadline {
+            return text;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A fake-llm upstream that answers every request with `status`.
+pub async fn failing_fake(status: u16) -> sluice::fake::FakeLlm {
+    fake(|c| {
+        c.error_rate = 1.0;
+        c.error_status = status;
+    })
+    .await
+}
