@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 use clap::{Parser, Subcommand};
+use sluice::limiter::shared::Mode;
 use sluice::state::{App, Snapshot};
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -114,6 +115,8 @@ fn init_logs(json: bool) {
 }
 
 async fn serve(cli: Cli, path: PathBuf, snapshot: Snapshot, grace: Duration) -> ExitCode {
+    let app = App::new(snapshot);
+    wait_for_redis(&app).await;
     let addr = SocketAddr::new(cli.host, cli.port);
     let listener = match sluice::server::bind(addr) {
         Ok(l) => l,
@@ -123,18 +126,38 @@ async fn serve(cli: Cli, path: PathBuf, snapshot: Snapshot, grace: Duration) -> 
         }
     };
     let local = listener.local_addr().map_or(addr, |a| a);
+    let snap = app.snapshot.load();
     tracing::info!(
         %local,
         config = %path.display(),
-        hash = %snapshot.hash,
-        groups = snapshot.groups.len(),
-        deployments = snapshot.deployments.len(),
+        hash = %snap.hash,
+        groups = snap.groups.len(),
+        deployments = snap.deployments.len(),
+        redis = app.limit_mode().as_str(),
         "sluice {} listening on http://{local}", sluice::VERSION
     );
-    let app = App::new(snapshot);
+    drop(snap);
     tokio::spawn(sluice::reload::on_sighup(app.clone(), path));
     sluice::server::run(listener, app, shutdown_signal(), grace).await;
     ExitCode::SUCCESS
+}
+
+/// With Redis configured, gives it a moment to answer before traffic is accepted:
+/// until then a replica knows neither the other replicas nor their usage, and
+/// would have to admit on a guess. Redis down at start delays serving by at most
+/// `REDIS_START_WAIT`; sluice then serves on local shares and joins when it can.
+async fn wait_for_redis(app: &App) {
+    const REDIS_START_WAIT: Duration = Duration::from_secs(2);
+    if app.sync.is_none() {
+        return;
+    }
+    let deadline = tokio::time::Instant::now() + REDIS_START_WAIT;
+    while app.limit_mode() != Mode::Shared && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    if app.limit_mode() != Mode::Shared {
+        tracing::warn!("redis not reachable at start: serving on local shares until it is");
+    }
 }
 
 /// Resolves on the first SIGTERM or SIGINT.

@@ -6,6 +6,7 @@
 mod common;
 use common::redis::*;
 use common::*;
+use sluice::limiter::shared::Mode;
 use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -76,8 +77,15 @@ async fn redis_down_at_start_serves_locally_then_joins() {
         .await
         .json();
     assert_eq!(ready["redis"], "local_fallback");
-    // Redis appears on that port: the replica connects and shares from then on.
+    // Redis appears on that port. The replica admitted on a local share this
+    // minute, which Redis cannot count, so it finishes the minute locally and
+    // shares from the next one.
     let _redis = RedisServer::start_on(port);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    if sluice::clock::until_next_minute(sluice::clock::now_ms()) > 2_000 {
+        assert_eq!(rs[0].app.limit_mode(), Mode::LocalFallback);
+    }
+    next_minute().await;
     all_shared(&rs).await;
     let metrics =
         String::from_utf8(get(&format!("{}/metrics", rs[0].url())).await.body.to_vec()).unwrap();

@@ -159,7 +159,7 @@ pub async fn run(
             c.max_command_attempts = 1;
         })
         .with_performance_config(|p| p.default_command_timeout = Duration::from_secs(1))
-        .set_policy(ReconnectPolicy::new_exponential(0, 100, 5_000, 2));
+        .set_policy(ReconnectPolicy::new_exponential(0, 100, 1_000, 2));
     };
     // Keep trying when Redis is down at start (fred gives up after one try otherwise).
     config.fail_fast = false;
@@ -194,7 +194,7 @@ pub async fn run(
         }
         if failures > 0 {
             // Redis is away: try again with a growing pause, serving locally meanwhile.
-            let pause = Duration::from_millis(100u64 << failures.min(5));
+            let pause = Duration::from_millis(100u64 << failures.min(3));
             tokio::time::sleep(pause.saturating_sub(TICK)).await;
         }
         if !scripts_loaded {
