@@ -15,9 +15,9 @@ pub mod window;
 use crate::clock;
 use health::{CooldownPolicy, Failure, Health};
 use lease::Lease;
-use shared::{Link, Mode, SyncState};
+use shared::Link;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 use std::time::Duration;
 use window::Window;
 
@@ -221,68 +221,6 @@ impl DeploymentStats {
         Ok(())
     }
 
-    /// Links this deployment to the shared limits (once; later calls are ignored).
-    pub fn link(&self, sync: &Arc<SyncState>, id: &str) {
-        let _ = self.link.set(Link {
-            sync: sync.clone(),
-            id: id.into(),
-        });
-    }
-
-    /// The link when this deployment's lease decides admission right now: while
-    /// Redis is reachable, and while it is away in a minute this replica was granted
-    /// quota (then only what was granted is spent: anything more could pass the
-    /// limit, since the other replicas' grants are unknown).
-    fn shared(&self, limits: &Limits, minute: u64) -> Option<&Link> {
-        let link = self.link.get()?;
-        if limits.rpm.is_none() && limits.tpm.is_none() {
-            return None;
-        }
-        match link.sync.mode() {
-            Mode::Shared => Some(link),
-            Mode::LocalFallback
-                if self.lease.granted_minute.load(Ordering::Acquire) == minute + 1 =>
-            {
-                Some(link)
-            }
-            _ => None,
-        }
-    }
-
-    /// The limits this replica applies to its own counters: the whole limit without
-    /// Redis, its share (limit / replicas last seen) in a minute Redis is away and
-    /// granted nothing, and none while the lease decides.
-    fn local_limits(&self, limits: &Limits, minute: u64) -> (Option<u64>, Option<u64>) {
-        if self.shared(limits, minute).is_some() {
-            return (None, None);
-        }
-        match self.link.get().map(|l| (l.sync.mode(), l.sync.replicas())) {
-            Some((Mode::LocalFallback, n)) => {
-                (limits.rpm.map(|v| v / n), limits.tpm.map(|v| v / n))
-            }
-            _ => (limits.rpm, limits.tpm),
-        }
-    }
-
-    /// An empty lease: a refill is coming while Redis is reachable (`Pending`);
-    /// otherwise, or when Redis said the quota is all granted, the minute is over
-    /// for this deployment here.
-    fn empty(&self, link: &Link, gone: bool, refusal: Refusal) -> Refusal {
-        if gone || link.sync.mode() != Mode::Shared {
-            refusal
-        } else {
-            self.want(link)
-        }
-    }
-
-    /// Asks the sync task for a refill; the request may wait for it.
-    fn want(&self, link: &Link) -> Refusal {
-        self.lease.wanted.store(true, Ordering::Release);
-        self.lease.denied.fetch_add(1, Ordering::AcqRel);
-        link.sync.wake.notify_one();
-        Refusal::Pending
-    }
-
     /// Counts a failure (see `Health::record_failure`) and shares a cooldown it starts.
     pub fn record_failure(
         &self,
@@ -305,56 +243,6 @@ impl DeploymentStats {
             link.sync.share_cooldown(link.id.clone(), until);
         }
         Some(until)
-    }
-
-    /// Takes one request and `tokens` from this replica's lease, or says why not.
-    fn take_lease(
-        &self,
-        link: &Link,
-        limits: &Limits,
-        minute: u64,
-        tokens: u64,
-        window_end: u64,
-    ) -> Result<(), Refusal> {
-        let lease = &self.lease;
-        let until_ms = window_end;
-        if limits.rpm.is_some() {
-            if !lease.requests.try_take(minute, 1) {
-                let gone = lease.requests_gone(minute);
-                return Err(self.empty(link, gone, Refusal::Rpm { until_ms }));
-            }
-            lease.taken_requests.fetch_add(1, Ordering::AcqRel);
-        }
-        if limits.tpm.is_some() && tokens > 0 {
-            if !lease.tokens.try_take(minute, tokens) {
-                if limits.rpm.is_some() {
-                    lease.requests.add(minute, 1);
-                }
-                let gone = lease.tokens_gone(minute);
-                return Err(self.empty(link, gone, Refusal::Tpm { until_ms }));
-            }
-            lease.taken_tokens.fetch_add(tokens, Ordering::AcqRel);
-        }
-        Ok(())
-    }
-
-    /// Moves `delta` tokens (positive: used beyond the reservation) into the shared
-    /// accounting: from the lease while it has them, else as a debt reported to Redis.
-    fn settle_shared(&self, minute: u64, delta: i64) {
-        let Some(link) = self.link.get() else { return };
-        let lease = &self.lease;
-        if link.sync.mode() != Mode::Shared {
-            // Redis is away: the minute finishes on local counts, which have it.
-            return;
-        }
-        if delta > 0 {
-            let owed = delta as u64 - lease.tokens.take_up_to(minute, delta as u64);
-            lease
-                .unreported_tokens
-                .fetch_add(owed as i64, Ordering::AcqRel);
-        } else if minute == clock::minute(clock::now_ms()) {
-            lease.tokens.add(minute, delta.unsigned_abs());
-        }
     }
 
     /// Ends a call that never reached the upstream's answer (connect error, timeout,
