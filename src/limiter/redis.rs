@@ -233,10 +233,7 @@ pub async fn run(
         }
         // Claims only once the clock is Redis's and the mode is shared.
         let mut claims = Vec::new();
-        if sync.mode() == Mode::Shared
-            && !heartbeat_pending_first(last_heartbeat)
-            && snap.settings.enforce_limits
-        {
+        if sync.mode() == Mode::Shared && last_heartbeat.is_some() && snap.settings.enforce_limits {
             for d in &snap.deployments {
                 let Some(claim) = plan(
                     d,
@@ -340,11 +337,6 @@ pub async fn run(
         }
         sync.round_done();
     }
-}
-
-/// True until the first heartbeat answered (claims wait for Redis's clock).
-fn heartbeat_pending_first(last: Option<Instant>) -> bool {
-    last.is_none()
 }
 
 /// After Redis lost its counters, leases granted before are no longer counted
