@@ -1,15 +1,21 @@
 #!/usr/bin/env bash
-# Closed-loop max throughput: fake-llm hit directly vs through sluice, same load,
-# one run each, everything on loopback. Prints a table and the sluice/direct ratio.
+# Closed-loop max throughput, same wrk load on three targets in each run: fake-llm
+# hit directly, through the bare hyper proxy examples/passthrough.rs, and through
+# sluice; everything on loopback. Prints requests/s for each and the ratios
+# sluice/passthrough (what sluice's own work costs) and sluice/direct.
 # Usage: perf/throughput.sh [duration_s=10] [connections=50] [runs=3]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DUR=${1:-10}; CONNS=${2:-50}; RUNS=${3:-3}
 . perf/lib.sh
+cargo build --release --quiet --example passthrough
 
 target/release/fake-llm --port 0 >"$work/fake.out" 2>&1 &
 pids+=($!)
 fake=$(wait_url "$work/fake.out")
+target/release/examples/passthrough --upstream "$fake" --port 0 >"$work/pass.out" 2>&1 &
+pids+=($!)
+pass=$(wait_url "$work/pass.out")
 cat >"$work/config.yaml" <<YAML
 model_list:
   - model_name: fake-gpt
@@ -23,11 +29,18 @@ rps() { # url -> requests/s from one wrk run
   wrk -t1 -c"$CONNS" -d"${DUR}s" -s perf/chat.lua "$1/v1/chat/completions" \
     | awk '/Requests\/sec/ {print $2}'
 }
-wrk -t1 -c"$CONNS" -d2s -s perf/chat.lua "$sluice/v1/chat/completions" >/dev/null  # warm-up
-
-echo "wrk -t1 -c$CONNS -d${DUR}s, $(nproc) cores, $(date -u +%F)"
-printf '%-5s %12s %12s %8s\n' run direct sluice ratio
-for i in $(seq "$RUNS"); do
-  d=$(rps "$fake"); s=$(rps "$sluice")
-  printf '%-5s %12s %12s %8s\n' "$i" "$d" "$s" "$(awk -v s="$s" -v d="$d" 'BEGIN{printf "%.2f", s/d}')"
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.2f", a/b}'; }
+for u in "$pass" "$sluice"; do # warm-up
+  wrk -t1 -c"$CONNS" -d2s -s perf/chat.lua "$u/v1/chat/completions" >/dev/null
 done
+
+echo "wrk -t1 -c$CONNS -d${DUR}s, $(nproc) cores, $(date -u +%F), commit $(git describe --always --dirty 2>/dev/null || echo '?')"
+printf '%-5s %12s %12s %12s %10s %10s\n' run direct passthrough sluice s/pass s/direct
+row() { printf '%-5s %12s %12s %12s %10s %10s\n' "$1" "$2" "$3" "$4" "$(ratio "$4" "$3")" "$(ratio "$4" "$2")"; }
+median() { sort -g | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
+for i in $(seq "$RUNS"); do
+  d=$(rps "$fake"); p=$(rps "$pass"); s=$(rps "$sluice")
+  row "$i" "$d" "$p" "$s"
+  echo "$d $p $s" >>"$work/rps"
+done
+row median "$(cut -d' ' -f1 "$work/rps" | median)" "$(cut -d' ' -f2 "$work/rps" | median)" "$(cut -d' ' -f3 "$work/rps" | median)"
