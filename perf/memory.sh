@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Peak memory under many client connections: sluice in front of one fake-llm,
+# wrk holding N keep-alive connections busy for a while. Prints each process's
+# RSS at rest and its peak (VmHWM from /proc/PID/status) after the load.
+# Usage: perf/memory.sh [connections=1000] [secs=15]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+CONNS=${1:-1000}; SECS=${2:-15}
+need=$((CONNS + 256))
+[ "$(ulimit -n)" -ge "$need" ] || ulimit -n "$need" \
+  || { echo "cannot raise the open-files limit to $need (hard limit $(ulimit -Hn))"; exit 1; }
+. perf/lib.sh
+
+target/release/fake-llm --port 0 >"$work/fake.out" 2>&1 &
+fake_pid=$!; pids+=($fake_pid)
+fake=$(wait_url "$work/fake.out")
+cat >"$work/config.yaml" <<YAML
+model_list:
+  - model_name: fake-gpt
+    litellm_params: {model: openai/fake-upstream, api_base: "$fake/v1", api_key: k}
+YAML
+target/release/sluice --config "$work/config.yaml" --host 127.0.0.1 --port 0 2>"$work/sluice.err" &
+sluice_pid=$!; pids+=($sluice_pid)
+sluice=$(wait_url "$work/sluice.err")
+
+kb() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status"; } # pid field -> kB
+mb() { awk -v k="$1" 'BEGIN{printf "%.1f", k / 1024}'; }
+rest_s=$(kb "$sluice_pid" VmRSS); rest_f=$(kb "$fake_pid" VmRSS)
+
+echo "wrk -t2 -c$CONNS -d${SECS}s, $(nproc) cores, $(date -u +%F), commit $(git describe --always --dirty 2>/dev/null || echo '?')"
+wrk -t2 -c"$CONNS" -d"${SECS}s" -s perf/chat.lua "$sluice/v1/chat/completions" >"$work/wrk.out"
+grep -E 'Requests/sec|Socket errors|Non-2xx' "$work/wrk.out" | sed 's/^ */wrk: /'
+printf '%-9s %12s %12s\n' process rest_MB peak_MB
+printf '%-9s %12s %12s\n' sluice "$(mb "$rest_s")" "$(mb "$(kb "$sluice_pid" VmHWM)")"
+printf '%-9s %12s %12s\n' fake-llm "$(mb "$rest_f")" "$(mb "$(kb "$fake_pid" VmHWM)")"
