@@ -83,23 +83,24 @@ impl Trace {
 /// deployment's, or the group's sums when none answered.
 fn rate_limit_headers(snap: &Snapshot, group: &Group, dep: Option<&Deployment>, h: &mut HeaderMap) {
     let now = crate::clock::now_ms();
-    let members: Vec<&Deployment> = match dep {
-        Some(d) => vec![d],
-        None => group
-            .members
-            .iter()
-            .map(|&i| &*snap.deployments[i])
-            .collect(),
+    // The answering deployment, or else every member of the group.
+    let deps = || {
+        let members = dep
+            .is_none()
+            .then_some(&group.members)
+            .into_iter()
+            .flatten();
+        dep.into_iter()
+            .chain(members.map(|&i| &*snap.deployments[i]))
     };
+    // (limit, remaining) summed over the deployments that have the limit.
     let sum = |limit: fn(&Deployment) -> Option<u64>, used: fn(&Deployment, u64) -> u64| {
-        let limited: Vec<_> = members
-            .iter()
-            .filter_map(|d| Some((limit(d)?, used(d, now))))
-            .collect();
-        (!limited.is_empty()).then(|| {
-            let l: u64 = limited.iter().map(|(l, _)| l).sum();
-            let r: u64 = limited.iter().map(|(l, u)| l.saturating_sub(*u)).sum();
-            (l, r)
+        deps().fold(None, |total: Option<(u64, u64)>, d| match limit(d) {
+            Some(l) => {
+                let (tl, tr) = total.unwrap_or((0, 0));
+                Some((tl + l, tr + l.saturating_sub(used(d, now))))
+            }
+            None => total,
         })
     };
     if let Some((limit, remaining)) = sum(|d| d.limits.rpm, |d, n| d.stats.requests_used(n)) {
@@ -167,17 +168,16 @@ fn millis(d: Duration) -> HeaderValue {
         .expect("a decimal number is a valid header value")
 }
 
-/// A random UUID (version 4 layout) identifying the call.
+/// A random UUID (version 4 layout) identifying the call, formatted once.
 fn call_id() -> String {
     let v = fastrand::u128(..) & !(0xf000 << 64) | (0x4000 << 64);
     let v = v & !(0xc000 << 48) | (0x8000 << 48);
-    let h = format!("{v:032x}");
     format!(
-        "{}-{}-{}-{}-{}",
-        &h[..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..]
+        "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
+        v >> 96,
+        (v >> 80) & 0xffff,
+        (v >> 64) & 0xffff,
+        (v >> 48) & 0xffff,
+        v & 0xffff_ffff_ffff
     )
 }
