@@ -35,11 +35,6 @@ impl ProxyBody {
     pub fn full(bytes: impl Into<Bytes>) -> Self {
         ProxyBody::Full(Some(bytes.into()))
     }
-
-    /// An empty body.
-    pub fn empty() -> Self {
-        ProxyBody::Full(None)
-    }
 }
 
 impl Body for ProxyBody {
