@@ -10,17 +10,7 @@ command -v jq >/dev/null || { echo "needs jq (apt-get install jq)"; exit 1; }
 . perf/lib.sh
 cargo build --release --quiet --example load
 
-target/release/fake-llm --port 0 >"$work/fake.out" 2>&1 &
-pids+=($!)
-fake=$(wait_url "$work/fake.out")
-cat >"$work/config.yaml" <<YAML
-model_list:
-  - model_name: fake-gpt
-    litellm_params: {model: openai/fake-upstream, api_base: "$fake/v1", api_key: k}
-YAML
-target/release/sluice --config "$work/config.yaml" --host 127.0.0.1 --port 0 2>"$work/sluice.err" &
-pids+=($!)
-sluice=$(wait_url "$work/sluice.err")
+start_fake_and_sluice
 
 load() { # url secs -> JSON line
   target/release/examples/load --url "$1" --model fake-gpt --rate "$RATE" --duration-secs "$2" --json

@@ -11,17 +11,7 @@ need=$((CONNS + 256))
   || { echo "cannot raise the open-files limit to $need (hard limit $(ulimit -Hn))"; exit 1; }
 . perf/lib.sh
 
-target/release/fake-llm --port 0 >"$work/fake.out" 2>&1 &
-fake_pid=$!; pids+=($fake_pid)
-fake=$(wait_url "$work/fake.out")
-cat >"$work/config.yaml" <<YAML
-model_list:
-  - model_name: fake-gpt
-    litellm_params: {model: openai/fake-upstream, api_base: "$fake/v1", api_key: k}
-YAML
-target/release/sluice --config "$work/config.yaml" --host 127.0.0.1 --port 0 2>"$work/sluice.err" &
-sluice_pid=$!; pids+=($sluice_pid)
-sluice=$(wait_url "$work/sluice.err")
+start_fake_and_sluice
 
 kb() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status"; } # pid field -> kB
 mb() { awk -v k="$1" 'BEGIN{printf "%.1f", k / 1024}'; }

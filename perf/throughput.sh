@@ -10,20 +10,10 @@ DUR=${1:-10}; CONNS=${2:-50}; RUNS=${3:-3}
 . perf/lib.sh
 cargo build --release --quiet --example passthrough
 
-target/release/fake-llm --port 0 >"$work/fake.out" 2>&1 &
-pids+=($!)
-fake=$(wait_url "$work/fake.out")
+start_fake_and_sluice
 target/release/examples/passthrough --upstream "$fake" --port 0 >"$work/pass.out" 2>&1 &
 pids+=($!)
 pass=$(wait_url "$work/pass.out")
-cat >"$work/config.yaml" <<YAML
-model_list:
-  - model_name: fake-gpt
-    litellm_params: {model: openai/fake-upstream, api_base: "$fake/v1", api_key: k}
-YAML
-target/release/sluice --config "$work/config.yaml" --host 127.0.0.1 --port 0 2>"$work/sluice.err" &
-pids+=($!)
-sluice=$(wait_url "$work/sluice.err")
 
 rps() { # url -> requests/s from one wrk run
   wrk -t1 -c"$CONNS" -d"${DUR}s" -s perf/chat.lua "$1/v1/chat/completions" \
