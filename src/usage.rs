@@ -2,8 +2,10 @@
 //!
 //! The proxy passes upstream bodies on frame by frame and never holds a whole one. A
 //! [`UsageSniffer`] sees every frame as it passes and keeps only
-//! - the last [`TAIL`] bytes, in a ring buffer allocated once on the first non-empty frame, where
-//!   [`UsageSniffer::finish`] looks for the upstream's reported `"usage": {...}` object; and
+//! - the newest frame (a reference, not a copy) and the last [`TAIL`] bytes before it, in a ring
+//!   buffer allocated once a second frame arrives, where [`UsageSniffer::finish`] looks for the
+//!   upstream's reported `"usage": {...}` object (a body in one frame, the usual non-streamed
+//!   answer, is searched in place: nothing is copied or allocated); and
 //! - for `text/event-stream` bodies, a small state machine that counts `data:` events and the
 //!   bytes of generated text, so that a stream without usage can be estimated.
 //!
@@ -17,7 +19,9 @@
 //! generated text in an event stream (see [`TEXT_KEYS`]), or all bytes of any other body (a
 //! deliberate over-estimate), divided by four and rounded up.
 
-use serde_json::{Map, Value};
+use bytes::Bytes;
+use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde_json::Value;
 
 mod sse;
 #[cfg(test)]
@@ -72,7 +76,9 @@ pub enum Source {
 /// Watches a response body frame by frame and tells its token usage at the end.
 #[derive(Debug)]
 pub struct UsageSniffer {
-    /// The last bytes seen, at most [`TAIL`]; empty with no capacity until the first frame.
+    /// The newest frame, shared with the response (not copied).
+    last: Bytes,
+    /// The last bytes before `last`, at most [`TAIL`]; no capacity until a second frame.
     tail: Vec<u8>,
     /// Index in `tail` of its oldest byte once it is full (0 until then).
     head: usize,
@@ -85,9 +91,10 @@ pub struct UsageSniffer {
 impl UsageSniffer {
     /// `sse`: the response is text/event-stream.
     ///
-    /// Allocates nothing; the tail buffer is allocated on the first non-empty frame.
+    /// Allocates nothing; the tail buffer is allocated when a second frame arrives.
     pub fn new(sse: bool) -> Self {
         Self {
+            last: Bytes::new(),
             tail: Vec::new(),
             head: 0,
             bytes: 0,
@@ -96,14 +103,17 @@ impl UsageSniffer {
     }
 
     /// Sees the next frame of body bytes, in order.
-    pub fn feed(&mut self, bytes: &[u8]) {
+    pub fn feed(&mut self, bytes: &Bytes) {
         if bytes.is_empty() {
             return;
         }
         self.bytes += bytes.len() as u64;
-        self.keep(bytes);
         if let Some(sse) = &mut self.sse {
             sse.scan(bytes);
+        }
+        let older = std::mem::replace(&mut self.last, bytes.clone());
+        if !older.is_empty() {
+            self.keep(&older);
         }
     }
 
@@ -128,13 +138,25 @@ impl UsageSniffer {
     /// Estimated: prompt = `prompt_estimate`; completion = generated text bytes (SSE) or all
     /// bytes (other bodies) / 4, rounded up; total = their sum.
     pub fn finish(&self, prompt_estimate: u64) -> (Usage, Source) {
-        let mut tail = [0u8; TAIL];
-        let len = self.tail.len();
-        let (newer, older) = self.tail.split_at(self.head);
-        tail[..older.len()].copy_from_slice(older);
-        tail[older.len()..len].copy_from_slice(newer);
-        let cut = self.bytes > len as u64;
-        if let Some(usage) = find_usage(&tail[..len], cut) {
+        let last = &self.last[self.last.len().saturating_sub(TAIL)..];
+        let mut joined = [0u8; TAIL];
+        let tail = if last.len() == TAIL || self.tail.is_empty() {
+            last
+        } else {
+            // Ring (oldest first) then the newest frame, trimmed to the last TAIL bytes.
+            let (newer, older) = self.tail.split_at(self.head);
+            let len = (self.tail.len() + last.len()).min(TAIL);
+            let mut at = len - last.len();
+            joined[at..len].copy_from_slice(last);
+            for part in [newer, older] {
+                let n = part.len().min(at);
+                joined[at - n..at].copy_from_slice(&part[part.len() - n..]);
+                at -= n;
+            }
+            &joined[..len]
+        };
+        let cut = self.bytes > tail.len() as u64;
+        if let Some(usage) = find_usage(tail, cut) {
             return (usage, Source::Reported);
         }
         let basis = self.sse.as_ref().map_or(self.bytes, |s| s.text_bytes);
@@ -203,13 +225,11 @@ fn usage_after_key(rest: &[u8]) -> Option<Usage> {
         return None;
     }
     let object = &rest[..object_len(rest)?];
-    let map: Map<String, Value> = serde_json::from_slice(object).ok()?;
-    let count = |name: &str| map.get(name).and_then(Value::as_u64);
-    let (prompt, completion, total) = (
-        count("prompt_tokens"),
-        count("completion_tokens"),
-        count("total_tokens"),
-    );
+    let Counts {
+        prompt,
+        completion,
+        total,
+    } = serde_json::from_slice(object).ok()?;
     if prompt.is_none() && completion.is_none() && total.is_none() {
         return None;
     }
@@ -221,6 +241,60 @@ fn usage_after_key(rest: &[u8]) -> Option<Usage> {
         completion_tokens: completion,
         total_tokens: total.unwrap_or(prompt.saturating_add(completion)),
     })
+}
+
+/// The counts of a usage object: each is its member's value if that is a non-negative
+/// integer (the last one if the member repeats). Other members are checked to be valid
+/// JSON and skipped, so reading a usage object allocates nothing.
+#[derive(Default)]
+struct Counts {
+    prompt: Option<u64>,
+    completion: Option<u64>,
+    total: Option<u64>,
+}
+
+/// Member names of a usage object, compared without allocating.
+#[derive(serde::Deserialize)]
+#[serde(field_identifier, rename_all = "snake_case")]
+enum CountKey {
+    PromptTokens,
+    CompletionTokens,
+    TotalTokens,
+    #[serde(other)]
+    Other,
+}
+
+impl<'de> Deserialize<'de> for Counts {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_map(CountsVisitor)
+    }
+}
+
+struct CountsVisitor;
+
+impl<'de> Visitor<'de> for CountsVisitor {
+    type Value = Counts;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a usage object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Counts, A::Error> {
+        let mut c = Counts::default();
+        while let Some(key) = map.next_key::<CountKey>()? {
+            let slot = match key {
+                CountKey::PromptTokens => &mut c.prompt,
+                CountKey::CompletionTokens => &mut c.completion,
+                CountKey::TotalTokens => &mut c.total,
+                CountKey::Other => {
+                    map.next_value::<IgnoredAny>()?;
+                    continue;
+                }
+            };
+            *slot = map.next_value::<Value>()?.as_u64();
+        }
+        Ok(c)
+    }
 }
 
 /// `s` without leading JSON whitespace.

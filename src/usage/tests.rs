@@ -13,7 +13,7 @@ fn outcome(s: &UsageSniffer) -> Outcome {
 fn feed_frames<'a>(sse: bool, frames: impl IntoIterator<Item = &'a [u8]>) -> UsageSniffer {
     let mut s = UsageSniffer::new(sse);
     for f in frames {
-        s.feed(f);
+        s.feed(&Bytes::copy_from_slice(f));
     }
     s
 }
@@ -50,7 +50,7 @@ fn agree(body: &[u8], sse: bool) -> Outcome {
         let mut rest = body;
         while !rest.is_empty() {
             let n = rng.usize(0..=rest.len().min(64));
-            s.feed(&rest[..n]);
+            s.feed(&Bytes::copy_from_slice(&rest[..n]));
             rest = &rest[n..];
         }
         assert_eq!(outcome(&s), expected, "random frames");
@@ -322,6 +322,27 @@ fn spaces_and_brackets_inside_usage() {
 }
 
 #[test]
+fn usage_members_repeated_nested_or_escaped() {
+    // A repeated member counts with its last value (as a JSON object map would keep it);
+    // nested detail objects and other members are skipped; an escaped member name is
+    // still that name; an invalid object is no usage.
+    let u = |json: &str| find_usage(format!(r#"{{"usage":{json}}}"#).as_bytes(), false);
+    assert_eq!(
+        u(r#"{"prompt_tokens":1,"prompt_tokens":5,"completion_tokens":2}"#),
+        Some(reported(5, 2, 7).0)
+    );
+    assert_eq!(
+        u(
+            r#"{"prompt_tokens_details":{"cached_tokens":9},"total_tokens":3,"completion_tokens_details":{"reasoning_tokens":[1]}}"#
+        ),
+        Some(reported(3, 0, 3).0)
+    );
+    assert_eq!(u(r#"{"total_\u0074okens":6}"#), Some(reported(6, 0, 6).0));
+    assert_eq!(u(r#"{"total_tokens":6,}"#), None);
+    assert_eq!(u(r#"{"total_tokens":6, "x": tru}"#), None);
+}
+
+#[test]
 fn unusable_usage_objects_fall_back() {
     // No counts at all, counts that are not integers, or `null`: try the one before, or estimate.
     for bad in [
@@ -484,11 +505,11 @@ fn events_are_counted_at_their_first_data_byte() {
     let body = b": keep-alive\n\nevent: message\nid: 1\ndata: {\"choices\":[]}\n\ndata: [DONE]\n\n";
     let first = body.windows(6).position(|w| w == b"data: ").unwrap() + 6;
     let mut s = UsageSniffer::new(true);
-    s.feed(&body[..first]);
+    s.feed(&Bytes::copy_from_slice(&body[..first]));
     assert_eq!(s.events(), 0);
-    s.feed(&body[first..first + 1]);
+    s.feed(&Bytes::copy_from_slice(&body[first..first + 1]));
     assert_eq!(s.events(), 1);
-    s.feed(&body[first + 1..]);
+    s.feed(&Bytes::copy_from_slice(&body[first + 1..]));
     assert_eq!(s.events(), 1);
     assert_eq!(every_split(body, true).2, 1);
 }
@@ -675,12 +696,12 @@ fn random_streams_match_the_oracle() {
 }
 
 #[test]
-fn tail_keeps_the_last_bytes_without_reallocating() {
+fn tail_keeps_the_last_bytes_and_allocates_only_for_a_second_frame() {
     let mut rng = fastrand::Rng::with_seed(1);
     let mut s = UsageSniffer::new(false);
-    assert_eq!(s.tail.capacity(), 0);
     let mut all = Vec::new();
     let mut ptr = None;
+    let mut frames = 0;
     for _ in 0..2000 {
         let n = match rng.u8(..) {
             0..=3 => rng.usize(TAIL - 2..TAIL + 2),
@@ -688,15 +709,20 @@ fn tail_keeps_the_last_bytes_without_reallocating() {
             _ => rng.usize(0..100),
         };
         let frame: Vec<u8> = (0..n).map(|_| rng.u8(..)).collect();
-        s.feed(&frame);
+        s.feed(&Bytes::copy_from_slice(&frame));
+        frames += usize::from(n > 0);
         all.extend_from_slice(&frame);
-        if s.bytes() > 0 {
+        if frames < 2 {
+            // One frame is searched where it is: no ring buffer yet.
+            assert_eq!(s.tail.capacity(), 0);
+        } else {
             assert_eq!(s.tail.capacity(), TAIL);
             assert_eq!(*ptr.get_or_insert(s.tail.as_ptr()), s.tail.as_ptr());
         }
         let (newer, older) = s.tail.split_at(s.head);
-        let kept = [older, newer].concat();
-        assert_eq!(kept, all[all.len().saturating_sub(TAIL)..]);
+        let kept = [older, newer, &s.last].concat();
+        let kept = &kept[kept.len().saturating_sub(TAIL)..];
+        assert_eq!(kept, &all[all.len().saturating_sub(TAIL)..]);
         assert_eq!(s.bytes(), all.len() as u64);
     }
 }
