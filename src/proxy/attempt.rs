@@ -101,7 +101,7 @@ impl Call<'_> {
     ) -> Result<Response<ProxyBody>, Failed> {
         let snap = self.snap;
         let g = &snap.groups[group];
-        let mut tried: Vec<usize> = Vec::new();
+        let mut tried = pick::Members::new();
         let mut last: Option<Failed> = None;
         let mut backoffs = 0;
         let mut refills = 0;
@@ -200,7 +200,7 @@ impl Call<'_> {
                 &self.req.model,
                 text,
                 ask.need.stream,
-                &trace.call_id,
+                trace.call_id.as_str(),
             );
             let mut resp = Response::new(ProxyBody::full(m.body));
             resp.headers_mut().insert(

@@ -8,6 +8,20 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::Response;
 use std::time::{Duration, Instant};
 
+// Names of the headers added to every answer, built once (a `&str` name is parsed
+// and validated again on each insert).
+const MODEL_ID: HeaderName = HeaderName::from_static("x-litellm-model-id");
+const MODEL_API_BASE: HeaderName = HeaderName::from_static("x-litellm-model-api-base");
+const MODEL_GROUP: HeaderName = HeaderName::from_static("x-litellm-model-group");
+const ATTEMPTED_RETRIES: HeaderName = HeaderName::from_static("x-litellm-attempted-retries");
+const ATTEMPTED_FALLBACKS: HeaderName = HeaderName::from_static("x-litellm-attempted-fallbacks");
+const RESPONSE_DURATION_MS: HeaderName = HeaderName::from_static("x-litellm-response-duration-ms");
+const OVERHEAD_DURATION_MS: HeaderName = HeaderName::from_static("x-litellm-overhead-duration-ms");
+const CALL_ID: HeaderName = HeaderName::from_static("x-litellm-call-id");
+const VERSION: HeaderName = HeaderName::from_static("x-litellm-version");
+/// Headers `decorate` may add: the nine above and four `x-ratelimit-*`.
+const ADDED: usize = 13;
+
 /// What the response headers report about the call.
 pub struct Trace {
     /// When sluice received the request.
@@ -25,7 +39,7 @@ pub struct Trace {
     /// The group the request asked for (before any fallback), for the metrics.
     pub requested: usize,
     /// `x-litellm-call-id`, also the id of mocked completions.
-    pub call_id: String,
+    pub call_id: CallId,
 }
 
 impl Trace {
@@ -39,7 +53,7 @@ impl Trace {
             deployment: None,
             group,
             requested: group,
-            call_id: call_id(),
+            call_id: CallId::random(),
         }
     }
 
@@ -50,28 +64,19 @@ impl Trace {
         let overhead = total.saturating_sub(self.upstream);
         let group = &snap.groups[self.group];
         let dep = self.deployment.map(|i| &*snap.deployments[i]);
+        // Room for all of them at once: one growth of the map instead of several.
+        h.reserve(ADDED);
         if let Some(d) = dep {
-            h.insert("x-litellm-model-id", d.id_header.clone());
-            h.insert("x-litellm-model-api-base", d.api_base_header.clone());
+            h.insert(MODEL_ID, d.id_header.clone());
+            h.insert(MODEL_API_BASE, d.api_base_header.clone());
         }
-        h.insert("x-litellm-model-group", group.header.clone());
-        h.insert(
-            "x-litellm-attempted-retries",
-            HeaderValue::from(self.retries),
-        );
-        h.insert(
-            "x-litellm-attempted-fallbacks",
-            HeaderValue::from(self.fallbacks),
-        );
-        h.insert("x-litellm-response-duration-ms", millis(total));
-        h.insert("x-litellm-overhead-duration-ms", millis(overhead));
-        if let Ok(v) = HeaderValue::from_str(&self.call_id) {
-            h.insert("x-litellm-call-id", v);
-        }
-        h.insert(
-            "x-litellm-version",
-            HeaderValue::from_static(crate::VERSION),
-        );
+        h.insert(MODEL_GROUP, group.header.clone());
+        h.insert(ATTEMPTED_RETRIES, count(self.retries));
+        h.insert(ATTEMPTED_FALLBACKS, count(self.fallbacks));
+        h.insert(RESPONSE_DURATION_MS, millis(total));
+        h.insert(OVERHEAD_DURATION_MS, millis(overhead));
+        h.insert(CALL_ID, self.call_id.header());
+        h.insert(VERSION, HeaderValue::from_static(crate::VERSION));
         if group.has_limits && !h.contains_key("x-ratelimit-remaining-requests") {
             rate_limit_headers(snap, group, dep, h);
         }
@@ -163,21 +168,106 @@ pub fn finish(
     resp
 }
 
+/// A duration in milliseconds with three decimals (whole microseconds), written
+/// without a formatter or an intermediate string.
 fn millis(d: Duration) -> HeaderValue {
-    HeaderValue::from_str(&format!("{:.3}", d.as_secs_f64() * 1000.0))
-        .expect("a decimal number is a valid header value")
+    let mut n = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+    let mut buf = [0u8; 24];
+    let mut i = buf.len();
+    for digit in 0.. {
+        if digit == 3 {
+            i -= 1;
+            buf[i] = b'.';
+        }
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 && digit >= 3 {
+            break;
+        }
+    }
+    HeaderValue::from_bytes(&buf[i..]).expect("digits and a point are a valid header value")
 }
 
-/// A random UUID (version 4 layout) identifying the call, formatted once.
-fn call_id() -> String {
-    let v = fastrand::u128(..) & !(0xf000 << 64) | (0x4000 << 64);
-    let v = v & !(0xc000 << 48) | (0x8000 << 48);
-    format!(
-        "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
-        v >> 96,
-        (v >> 80) & 0xffff,
-        (v >> 64) & 0xffff,
-        (v >> 48) & 0xffff,
-        v & 0xffff_ffff_ffff
-    )
+/// A small count: single digits are static values, so they cost no allocation.
+fn count(n: u32) -> HeaderValue {
+    const DIGITS: [&str; 10] = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
+    match DIGITS.get(n as usize) {
+        Some(d) => HeaderValue::from_static(d),
+        None => HeaderValue::from(n),
+    }
+}
+
+/// A random UUID (version 4 layout) identifying the call, kept as its 36 characters.
+#[derive(Clone, Copy)]
+pub struct CallId([u8; 36]);
+
+impl CallId {
+    fn random() -> CallId {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let v = fastrand::u128(..) & !(0xf000 << 64) | (0x4000 << 64);
+        let v = v & !(0xc000 << 48) | (0x8000 << 48);
+        let mut out = [b'-'; 36];
+        let mut nibble = 32;
+        for (i, c) in out.iter_mut().enumerate() {
+            if ![8, 13, 18, 23].contains(&i) {
+                nibble -= 1;
+                *c = HEX[(v >> (4 * nibble)) as usize & 0xf];
+            }
+        }
+        CallId(out)
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.0).expect("hex digits and dashes")
+    }
+
+    fn header(&self) -> HeaderValue {
+        HeaderValue::from_bytes(&self.0).expect("hex digits and dashes are a valid header value")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn millis_has_three_decimals() {
+        for (us, text) in [
+            (0, "0.000"),
+            (7, "0.007"),
+            (1_234, "1.234"),
+            (120_000, "120.000"),
+            (u64::MAX, "18446744073709551.615"),
+        ] {
+            assert_eq!(millis(Duration::from_micros(us)), text);
+        }
+    }
+
+    #[test]
+    fn counts_are_decimal() {
+        for n in [0, 1, 9, 10, 4_000_000_000] {
+            assert_eq!(count(n), n.to_string().as_str());
+        }
+    }
+
+    #[test]
+    fn call_ids_are_version_4_uuids() {
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..1000 {
+            let id = CallId::random();
+            let s = id.as_str();
+            let parts: Vec<&str> = s.split('-').collect();
+            let lens: Vec<usize> = parts.iter().map(|p| p.len()).collect();
+            assert_eq!(lens, [8, 4, 4, 4, 12], "{s}");
+            assert!(s
+                .bytes()
+                .all(|c| c == b'-' || c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
+            assert!(parts[2].starts_with('4'), "{s}");
+            assert!("89ab".contains(&parts[3][..1]), "{s}");
+            assert_eq!(id.header(), s);
+            assert!(seen.insert(s.to_string()), "{s} repeated");
+        }
+    }
 }

@@ -15,12 +15,12 @@ use crate::state::{App, Snapshot};
 use crate::upstream::Endpoint;
 use attempt::Failed;
 use headers::Trace;
-use http::header::HeaderMap;
+use http::header::{HeaderMap, HeaderName};
 use http::Response;
 use std::time::{Duration, Instant};
 
 /// Per-request override of the retry count, as LiteLLM reads it.
-const NUM_RETRIES_HEADER: &str = "x-litellm-num-retries";
+const NUM_RETRIES_HEADER: HeaderName = HeaderName::from_static("x-litellm-num-retries");
 
 /// Rough bytes per token for estimates made before the upstream reports usage.
 const BYTES_PER_TOKEN: u64 = 4;
