@@ -42,9 +42,12 @@ pub enum Pick {
     ContextWindow,
 }
 
+/// Deployment indexes: on the stack for groups of up to 16, so a pick allocates nothing.
+pub type Members = smallvec::SmallVec<[usize; 16]>;
+
 /// Picks and admits a deployment of `group`, avoiding `tried` while others remain.
 pub fn pick(snap: &Snapshot, group: &Group, tried: &[usize], need: &Need, now_ms: u64) -> Pick {
-    let mut refused: Vec<usize> = Vec::new();
+    let mut refused = Members::new();
     loop {
         let (tier, fresh, until_ms) = match usable_tier(snap, group, tried, &refused, need, now_ms)
         {
@@ -91,13 +94,13 @@ fn usable_tier(
     refused: &[usize],
     need: &Need,
     now_ms: u64,
-) -> Result<(Vec<usize>, bool, u64), Pick> {
+) -> Result<(Members, bool, u64), Pick> {
     let s = &snap.settings;
     let mut until_ms = u64::MAX;
     let mut pending = false;
     let mut fits_any = false;
-    let mut fresh: (u32, Vec<usize>) = (u32::MAX, Vec::with_capacity(group.members.len()));
-    let mut retried: (u32, Vec<usize>) = (u32::MAX, Vec::new());
+    let mut fresh: (u32, Members) = (u32::MAX, Members::new());
+    let mut retried: (u32, Members) = (u32::MAX, Members::new());
     for &i in &group.members {
         let d = &snap.deployments[i];
         if d.max_input_tokens
