@@ -235,3 +235,30 @@ fn wait_timeout(
     let _ = child.kill();
     None
 }
+
+#[test]
+#[cfg(target_os = "linux")]
+fn serving_process_opts_out_of_transparent_huge_pages() {
+    let mut sluice = Command::new(SLUICE)
+        .args([
+            "--config",
+            "configs/quickstart.yaml",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+        ])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    port_from(&mut sluice, true);
+    let status = std::fs::read_to_string(format!("/proc/{}/status", sluice.id())).unwrap();
+    let _ = sluice.kill();
+    let _ = sluice.wait();
+    // Kernels since 6.x print the per-process flag; 0 means huge pages are off for it.
+    if let Some(line) = status.lines().find(|l| l.starts_with("THP_enabled:")) {
+        assert_eq!(line.split_whitespace().nth(1), Some("0"), "{line}");
+    } else {
+        eprintln!("this kernel does not report THP_enabled; nothing to check");
+    }
+}
