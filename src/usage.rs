@@ -20,8 +20,10 @@
 //! deliberate over-estimate), divided by four and rounded up.
 
 use bytes::Bytes;
+use memchr::memmem::FinderRev;
 use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::Value;
+use std::sync::LazyLock;
 
 mod sse;
 #[cfg(test)]
@@ -139,11 +141,11 @@ impl UsageSniffer {
     /// bytes (other bodies) / 4, rounded up; total = their sum.
     pub fn finish(&self, prompt_estimate: u64) -> (Usage, Source) {
         let last = &self.last[self.last.len().saturating_sub(TAIL)..];
-        let mut joined = [0u8; TAIL];
-        let tail = if last.len() == TAIL || self.tail.is_empty() {
-            last
+        let found = if last.len() == TAIL || self.tail.is_empty() {
+            find_usage(last, self.bytes > last.len() as u64)
         } else {
             // Ring (oldest first) then the newest frame, trimmed to the last TAIL bytes.
+            let mut joined = [0u8; TAIL];
             let (newer, older) = self.tail.split_at(self.head);
             let len = (self.tail.len() + last.len()).min(TAIL);
             let mut at = len - last.len();
@@ -153,10 +155,9 @@ impl UsageSniffer {
                 joined[at - n..at].copy_from_slice(&part[part.len() - n..]);
                 at -= n;
             }
-            &joined[..len]
+            find_usage(&joined[..len], self.bytes > len as u64)
         };
-        let cut = self.bytes > tail.len() as u64;
-        if let Some(usage) = find_usage(tail, cut) {
+        if let Some(usage) = found {
             return (usage, Source::Reported);
         }
         let basis = self.sse.as_ref().map_or(self.bytes, |s| s.text_bytes);
@@ -198,10 +199,9 @@ impl UsageSniffer {
 /// The last usable `"usage": {...}` in `tail`; `cut` says bytes before `tail` were dropped.
 fn find_usage(tail: &[u8], cut: bool) -> Option<Usage> {
     let mut end = tail.len();
-    while let Some(at) = tail[..end]
-        .windows(USAGE_KEY.len())
-        .rposition(|w| w == USAGE_KEY)
-    {
+    // Built once: constructing a searcher costs more than searching a short tail.
+    static FINDER: LazyLock<FinderRev<'static>> = LazyLock::new(|| FinderRev::new(USAGE_KEY));
+    while let Some(at) = FINDER.rfind(&tail[..end]) {
         // An earlier occurrence overlapping this one (sharing its quote) is followed by `u`,
         // not `:`, so searching before `at` is enough.
         end = at;
