@@ -135,6 +135,11 @@ const HOP_BY_HOP: [HeaderName; 8] = [
 
 /// Drops hop-by-hop headers, and those the upstream named in `Connection`.
 pub fn strip_hop_by_hop(h: &mut HeaderMap) {
+    // One look at the (few) names present first: most answers carry none of them,
+    // and eight removals would hash and probe eight times for nothing.
+    if !h.keys().any(|k| HOP_BY_HOP.contains(k)) {
+        return;
+    }
     let named: Vec<HeaderName> = h
         .get_all(header::CONNECTION)
         .iter()
