@@ -1,6 +1,7 @@
-# Shared by the perf scripts (source it from the repository root): checks for wrk,
-# builds release binaries, makes a work dir, stops started processes on exit.
-command -v wrk >/dev/null || { echo "needs wrk (apt-get install wrk)"; exit 1; }
+# Shared by the perf scripts (source it from the repository root): checks for wrk
+# (unless PERF_NO_WRK is set), builds release binaries, makes a work dir, stops
+# started processes on exit.
+[ -n "${PERF_NO_WRK:-}" ] || command -v wrk >/dev/null || { echo "needs wrk (apt-get install wrk)"; exit 1; }
 cargo build --release --quiet --bins
 work=$(mktemp -d)
 pids=()
@@ -13,17 +14,70 @@ wait_url() { # file -> first http://127.0.0.1:port printed in it
 }
 
 # Starts one fake-llm and sluice on a one-deployment config pointing at it (model
-# `fake-gpt`); sets fake, sluice (their URLs) and fake_pid, sluice_pid.
+# group $1, default `fake-gpt`; litellm_params model $2 and api_key $3); sets fake,
+# sluice (their URLs) and fake_pid, sluice_pid. SLUICE_BIN picks another sluice
+# binary (default target/release/sluice).
 start_fake_and_sluice() {
   target/release/fake-llm --port 0 >"$work/fake.out" 2>&1 &
   fake_pid=$!; pids+=($fake_pid)
   fake=$(wait_url "$work/fake.out")
   cat >"$work/config.yaml" <<YAML
 model_list:
-  - model_name: fake-gpt
-    litellm_params: {model: openai/fake-upstream, api_base: "$fake/v1", api_key: k}
+  - model_name: ${1:-fake-gpt}
+    litellm_params: {model: ${2:-openai/fake-upstream}, api_base: "$fake/v1", api_key: ${3:-k}}
 YAML
-  target/release/sluice --config "$work/config.yaml" --host 127.0.0.1 --port 0 2>"$work/sluice.err" &
+  "${SLUICE_BIN:-target/release/sluice}" --config "$work/config.yaml" --host 127.0.0.1 --port 0 2>"$work/sluice.err" &
   sluice_pid=$!; pids+=($sluice_pid)
   sluice=$(wait_url "$work/sluice.err")
+}
+
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+
+# Starts nginx as a reverse proxy (proxy_pass with upstream keep-alive, one worker
+# per core, no access log) in front of $1, if nginx is installed; sets nginx to its
+# URL, or to nothing.
+start_nginx_proxy() {
+  nginx=
+  local bin; bin=$(command -v nginx || echo /usr/sbin/nginx)
+  [ -x "$bin" ] || return 0
+  local port; port=$(free_port)
+  mkdir -p "$work/nginx"
+  cat >"$work/nginx/nginx.conf" <<NGINX
+worker_processes auto;
+pid $work/nginx/nginx.pid;
+error_log $work/nginx/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $work/nginx/body;
+  proxy_temp_path $work/nginx/proxy;
+  upstream fake { server ${1#http://}; keepalive 256; }
+  server {
+    listen 127.0.0.1:$port reuseport;
+    location / {
+      proxy_pass http://fake;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+    }
+  }
+}
+NGINX
+  "$bin" -p "$work/nginx" -c "$work/nginx/nginx.conf" -g 'daemon off;' 2>"$work/nginx/stderr" &
+  pids+=($!)
+  for _ in $(seq 50); do
+    curl -s -o /dev/null "http://127.0.0.1:$port/" && { nginx="http://127.0.0.1:$port"; return 0; }
+    sleep 0.1
+  done
+  echo "nginx did not start:" >&2; cat "$work/nginx/stderr" "$work/nginx/error.log" >&2 2>/dev/null || true
+}
+
+# fake-llm, sluice, the bare passthrough and nginx (if installed) in front of it:
+# sets fake, sluice, pass and nginx (empty without nginx) to their URLs.
+start_all_proxies() {
+  cargo build --release --quiet --example passthrough
+  start_fake_and_sluice
+  target/release/examples/passthrough --upstream "$fake" --port 0 >"$work/pass.out" 2>&1 &
+  pids+=($!)
+  pass=$(wait_url "$work/pass.out")
+  start_nginx_proxy "$fake"
 }
