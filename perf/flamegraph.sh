@@ -26,12 +26,13 @@ perf record -q -e cpu-clock -F 999 --call-graph dwarf,16384 -p "$sluice_pid" \
   -o "$work/perf.data" -- sleep "$SECS" 2>/dev/null
 wait "$load"
 perf script -i "$work/perf.data" 2>/dev/null | inferno-collapse-perf >"$out.folded"
-inferno-flamegraph --title "sluice under wrk -t1 -c$CONNS ($(git describe --always --dirty 2>/dev/null || echo '?'))" \
+inferno-flamegraph --minwidth 0.5 --title "sluice under wrk -t1 -c$CONNS ($(git describe --always --dirty 2>/dev/null || echo '?'))" \
   <"$out.folded" >"$out.svg"
 
 echo "wrk -t1 -c$CONNS, $(nproc) cores, $(date -u +%F), commit $(git describe --always --dirty 2>/dev/null || echo '?')"
 grep -E 'Requests/sec' "$work/wrk.out" | sed 's/^ */wrk: /'
-echo "wrote $out.svg ($(awk '{n += $NF} END {print n}' "$out.folded") samples)"
+# Samples are weighted by their cpu-clock period, in nanoseconds.
+echo "wrote $out.svg ($(awk '{n += $NF} END {printf "%.1f", n / 1e9}' "$out.folded") CPU-seconds sampled)"
 echo "share of samples: own code of the hottest functions"
 awk '{ n = $NF; t += n; sub(/ [0-9]+$/, ""); k = split($0, f, ";"); self[f[k]] += n }
      END { for (s in self) printf "%6.2f%%  %s\n", 100 * self[s] / t, s }' "$out.folded" \

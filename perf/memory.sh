@@ -20,6 +20,8 @@ rest_s=$(kb "$sluice_pid" VmRSS); rest_f=$(kb "$fake_pid" VmRSS)
 echo "wrk -t2 -c$CONNS -d${SECS}s, $(nproc) cores, $(date -u +%F), commit $(git describe --always --dirty 2>/dev/null || echo '?')"
 wrk -t2 -c"$CONNS" -d"${SECS}s" -s perf/chat.lua "$sluice/v1/chat/completions" >"$work/wrk.out"
 grep -E 'Requests/sec|Socket errors|Non-2xx' "$work/wrk.out" | sed 's/^ */wrk: /'
+# Each in-flight request needs its own HTTP/1 upstream connection: memory follows them.
+curl -s "$sluice/metrics" | awk '/^sluice_upstream_connections_opened_total/ {print "upstream connections opened by sluice: " $2}'
 printf '%-9s %12s %12s\n' process rest_MB peak_MB
 printf '%-9s %12s %12s\n' sluice "$(mb "$rest_s")" "$(mb "$(kb "$sluice_pid" VmHWM)")"
 printf '%-9s %12s %12s\n' fake-llm "$(mb "$rest_f")" "$(mb "$(kb "$fake_pid" VmHWM)")"

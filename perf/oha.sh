@@ -5,6 +5,7 @@
 # sluice, one after the other at each rate. Prints p50/p90/p99 and what each proxy
 # adds over direct at p50 and p99.
 # Usage: perf/oha.sh [secs=15] [rates="1000 5000"] [connections=50]
+# TARGETS sets which run and in what order (default: direct sluice passthrough nginx).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS=${1:-15}; RATES=${2:-1000 5000}; CONNS=${3:-50}
@@ -26,9 +27,10 @@ echo "oha -z ${SECS}s -q RATE --latency-correction -c $CONNS, $(nproc) cores, $(
 fmt='%-6s %-12s %9s %8s %8s %8s %9s %9s %7s\n'
 printf "$fmt" rate target req/s p50_ms p90_ms p99_ms +p50_ms +p99_ms ok%
 for rate in $RATES; do
-  for t in direct passthrough nginx sluice; do
+  for t in ${TARGETS:-direct sluice passthrough nginx}; do
     case $t in direct) u=$fake ;; passthrough) u=$pass ;; nginx) u=$nginx ;; sluice) u=$sluice ;; esac
     [ -n "$u" ] || continue
+    sleep 2 # let the previous run's connections close
     shoot "$u" "$rate" 2 >/dev/null # warm-up
     f=$work/$t-$rate.json
     shoot "$u" "$rate" "$SECS" >"$f"
