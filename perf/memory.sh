@@ -21,7 +21,11 @@ echo "wrk -t2 -c$CONNS -d${SECS}s, $(nproc) cores, $(date -u +%F), commit $(git 
 wrk -t2 -c"$CONNS" -d"${SECS}s" -s perf/chat.lua "$sluice/v1/chat/completions" >"$work/wrk.out"
 grep -E 'Requests/sec|Socket errors|Non-2xx' "$work/wrk.out" | sed 's/^ */wrk: /'
 # Each in-flight request needs its own HTTP/1 upstream connection: memory follows them.
-curl -s "$sluice/metrics" | awk '/^sluice_upstream_connections_opened_total/ {print "upstream connections opened by sluice: " $2}'
+opened=$(curl -s "$sluice/metrics" | awk '/^sluice_upstream_connections_opened_total/ {print $2}')
+echo "upstream connections opened by sluice: $opened"
 printf '%-9s %12s %12s\n' process rest_MB peak_MB
 printf '%-9s %12s %12s\n' sluice "$(mb "$rest_s")" "$(mb "$(kb "$sluice_pid" VmHWM)")"
 printf '%-9s %12s %12s\n' fake-llm "$(mb "$rest_f")" "$(mb "$(kb "$fake_pid" VmHWM)")"
+# What each open socket (client side plus upstream side) costs sluice at the peak.
+awk -v p="$(kb "$sluice_pid" VmHWM)" -v r="$rest_s" -v n=$((CONNS + opened)) \
+  'BEGIN {printf "sluice: %.1f KB per connection (%d client + upstream)\n", (p - r) / n, n}'

@@ -240,10 +240,14 @@ impl Drop for Tracked {
 /// A request body made of up to three pieces sent as they are: the client's bytes
 /// before the model value, the deployment's model, the client's bytes after it.
 /// Cloning is cheap (reference counts), which is what makes retries free.
+///
+/// The pieces are boxed: the request waits in a slot of the upstream connection's
+/// queue, and every connection keeps a block of 32 such slots (two when busy), so
+/// 96 bytes inline here cost ~6 KB per open upstream connection (`perf/memory.sh`).
 #[derive(Clone, Default)]
 pub struct Spliced {
     /// Pieces still to send, in order; empty pieces are skipped.
-    parts: [Bytes; 3],
+    parts: Box<[Bytes; 3]>,
     /// Index of the next piece to send.
     next: usize,
 }
@@ -251,7 +255,10 @@ pub struct Spliced {
 impl Spliced {
     /// A body of the given pieces, in order.
     pub fn new(parts: [Bytes; 3]) -> Self {
-        Spliced { parts, next: 0 }
+        Spliced {
+            parts: Box::new(parts),
+            next: 0,
+        }
     }
 
     /// Total length in bytes.
