@@ -34,6 +34,8 @@ pub struct Deployment {
     pub group: usize,
     /// Upstream URL per endpoint, indexed by `Endpoint::index`.
     pub urls: [Uri; 3],
+    /// `Host` per endpoint for plain-HTTP upstreams (see [`host_header`]).
+    pub hosts: [Option<HeaderValue>; 3],
     /// The auth header sent upstream, if the deployment has a key.
     pub auth: Option<(HeaderName, HeaderValue)>,
     /// The upstream model name as a JSON string literal (quotes included), spliced
@@ -204,6 +206,7 @@ fn build_deployment(
         .unwrap_or(provider::OPENAI_DEFAULT_BASE);
     Ok(Deployment {
         group,
+        hosts: urls.each_ref().map(host_header),
         urls,
         auth: provider::auth_header(dep)?,
         model_json: Bytes::from(
@@ -227,6 +230,21 @@ fn build_deployment(
             .and_then(serde_json::Value::as_u64),
         cfg: dep.clone(),
     })
+}
+
+/// The `Host` header the pooled client would otherwise format on every request to
+/// a plain-HTTP upstream: the host, and the port unless it is 80. None for https,
+/// where the connection may turn out to be HTTP/2 and the client decides.
+pub fn host_header(url: &Uri) -> Option<HeaderValue> {
+    if url.scheme() != Some(&http::uri::Scheme::HTTP) {
+        return None;
+    }
+    let host = url.host()?;
+    let value = match url.port_u16() {
+        Some(port) if port != 80 => HeaderValue::try_from(format!("{host}:{port}")),
+        _ => HeaderValue::from_str(host),
+    };
+    value.ok()
 }
 
 /// Input plus output cost per token, from litellm_params or else model_info.
@@ -384,5 +402,32 @@ impl App {
     /// Where limits are counted right now.
     pub fn limit_mode(&self) -> Mode {
         self.sync.as_ref().map_or(Mode::None, |s| s.mode())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::host_header;
+
+    #[test]
+    fn host_header_is_the_plain_http_authority_without_a_default_port() {
+        let host =
+            |u: &str| host_header(&u.parse().unwrap()).map(|v| v.to_str().unwrap().to_owned());
+        assert_eq!(
+            host("http://127.0.0.1:8080/v1/chat").as_deref(),
+            Some("127.0.0.1:8080")
+        );
+        assert_eq!(
+            host("http://upstream.internal/v1").as_deref(),
+            Some("upstream.internal")
+        );
+        assert_eq!(
+            host("http://upstream.internal:80/v1").as_deref(),
+            Some("upstream.internal")
+        );
+        assert_eq!(host("http://[::1]:9000/v1").as_deref(), Some("[::1]:9000"));
+        assert_eq!(host("http://user:pw@h:81/").as_deref(), Some("h:81"));
+        // https may be HTTP/2, where the client sends :authority instead.
+        assert_eq!(host("https://api.openai.com/v1"), None);
     }
 }

@@ -38,6 +38,9 @@ model_list:
     assert_eq!(rec[0].path_and_query, "/v1/chat/completions");
     // The deployment's key goes upstream, never the client's.
     assert_eq!(rec[0].headers["authorization"], "Bearer sk-up");
+    // Host names the upstream (with its port), not sluice.
+    let upstream_host = up.url().trim_start_matches("http://").to_string();
+    assert_eq!(rec[0].headers["host"], upstream_host.as_str());
     assert_eq!(
         rec[0].headers["content-length"],
         expected.len().to_string().as_str()

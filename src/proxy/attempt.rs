@@ -317,6 +317,9 @@ impl Call<'_> {
         if let Some((name, value)) = &dep.auth {
             h.insert(name.clone(), value.clone());
         }
+        if let Some(host) = &dep.hosts[self.endpoint.index()] {
+            h.insert(header::HOST, host.clone());
+        }
         r
     }
 

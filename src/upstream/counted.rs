@@ -84,8 +84,18 @@ impl<T> Drop for CountedIo<T> {
 }
 
 impl<T: Connection> Connection for CountedIo<T> {
+    /// What the pool needs to know (proxied, HTTP/2 by ALPN), without the extras the
+    /// inner connectors attach (addresses, TLS details). The client copies those
+    /// into every response's extensions: two allocations a request that nothing in
+    /// sluice reads.
     fn connected(&self) -> Connected {
-        self.io.connected()
+        let inner = self.io.connected();
+        let bare = Connected::new().proxy(inner.is_proxied());
+        if inner.is_negotiated_h2() {
+            bare.negotiated_h2()
+        } else {
+            bare
+        }
     }
 }
 
