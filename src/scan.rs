@@ -108,12 +108,18 @@ impl Span {
     /// Non-negative integer value written without fraction or exponent (`3`, not `3.0`,
     /// `3e0` or `-0`) that fits in a `u64`; `None` otherwise.
     pub fn as_u64(&self, body: &[u8]) -> Option<u64> {
-        let text = self.number_text(body)?;
-        if text.bytes().all(|c| c.is_ascii_digit()) {
-            text.parse().ok()
-        } else {
-            None
+        if self.kind != Kind::Number {
+            return None;
         }
+        // Digits only, folded by hand: no UTF-8 check or generic parse for a count.
+        let digits = body.get(self.start..self.end)?;
+        digits.iter().try_fold(0u64, |n, &c| {
+            let digit = c.wrapping_sub(b'0');
+            if digit > 9 {
+                return None;
+            }
+            n.checked_mul(10)?.checked_add(u64::from(digit))
+        })
     }
 
     /// Any number as the nearest `f64`; `None` if not a number.
@@ -226,6 +232,31 @@ impl std::error::Error for ScanError {}
 
 /// Validates `body` as JSON, requires a top-level object and records the tracked keys' values.
 pub fn scan(body: &[u8]) -> Result<Fields, ScanError> {
+    let mut fields = Fields::default();
+    let mut duplicate = None;
+    members(body, |key, escaped, span| {
+        if let Some(i) = tracked_index(key, escaped) {
+            let slot = fields.slot(i);
+            if slot.is_some() {
+                duplicate.get_or_insert(TRACKED_KEYS[i]);
+            } else {
+                *slot = Some(span);
+            }
+        }
+    })?;
+    match duplicate {
+        Some(key) => Err(ScanError::DuplicateKey(key)),
+        None => Ok(fields),
+    }
+}
+
+/// Validates `body` as JSON and requires a top-level object, handing each of its
+/// members to `each` in order: the key's raw text (between the quotes; `escaped`
+/// when it holds a backslash escape, see [`decode_key`]) and the value's span.
+pub fn members<'b>(
+    body: &'b [u8],
+    each: impl FnMut(&'b [u8], bool, Span),
+) -> Result<(), ScanError> {
     let mut s = Scanner {
         b: body,
         pos: 0,
@@ -242,51 +273,81 @@ pub fn scan(body: &[u8]) -> Result<Fields, ScanError> {
         }
         None => return Err(s.eof()),
     }
+    walk_object(&mut s, each)?;
+    s.finish()
+}
+
+/// Like [`members`] for the object that `text` starts with, whatever follows it:
+/// returns the object's length in bytes.
+pub fn leading_object<'b>(
+    text: &'b [u8],
+    each: impl FnMut(&'b [u8], bool, Span),
+) -> Result<usize, ScanError> {
+    let mut s = Scanner {
+        b: text,
+        pos: 0,
+        depth: 0,
+        stack: 0,
+    };
+    if s.peek() != Some(b'{') {
+        return Err(ScanError::NotObject);
+    }
+    walk_object(&mut s, each)?;
+    Ok(s.pos)
+}
+
+/// Scans the object at `s.pos` (its `{` is next), handing `each` its members.
+fn walk_object<'b>(
+    s: &mut Scanner<'b>,
+    mut each: impl FnMut(&'b [u8], bool, Span),
+) -> Result<(), ScanError> {
+    let body = s.b;
     s.open(true)?;
-    let mut fields = Fields::default();
-    let mut duplicate = None;
     if s.peek() == Some(b'}') {
         s.pos += 1;
-    } else {
-        let mut after_comma = false;
-        loop {
-            let key_start = s.pos + 1;
-            let escaped = s.key(after_comma)?;
-            let key = &body[key_start..s.pos - 1];
-            s.colon()?;
-            let start = s.pos;
-            let kind = s.value()?;
-            if let Some(i) = tracked_index(key, escaped) {
-                let slot = fields.slot(i);
-                if slot.is_some() {
-                    duplicate.get_or_insert(TRACKED_KEYS[i]);
-                } else {
-                    *slot = Some(Span {
-                        start,
-                        end: s.pos,
-                        kind,
-                    });
-                }
+        return Ok(());
+    }
+    let mut after_comma = false;
+    loop {
+        let key_start = s.pos + 1;
+        let escaped = s.key(after_comma)?;
+        let key = &body[key_start..s.pos - 1];
+        s.colon()?;
+        let start = s.pos;
+        let kind = s.value()?;
+        each(
+            key,
+            escaped,
+            Span {
+                start,
+                end: s.pos,
+                kind,
+            },
+        );
+        s.skip_ws();
+        match s.peek() {
+            Some(b',') => {
+                s.pos += 1;
+                s.skip_ws();
+                after_comma = true;
             }
-            s.skip_ws();
-            match s.peek() {
-                Some(b',') => {
-                    s.pos += 1;
-                    s.skip_ws();
-                    after_comma = true;
-                }
-                Some(b'}') => {
-                    s.pos += 1;
-                    break;
-                }
-                Some(_) => return Err(invalid(s.pos, "expected ',' or '}'")),
-                None => return Err(s.eof()),
+            Some(b'}') => {
+                s.pos += 1;
+                return Ok(());
             }
+            Some(_) => return Err(invalid(s.pos, "expected ',' or '}'")),
+            None => return Err(s.eof()),
         }
     }
-    s.finish()?;
-    match duplicate {
-        Some(key) => Err(ScanError::DuplicateKey(key)),
-        None => Ok(fields),
+}
+
+/// `known` applied to a member key as [`members`] reports it: escaped keys are
+/// decoded first, into a stack buffer. Keys longer than 32 decoded bytes, or with
+/// escapes above `\u00ff`, are never known, which suits short ASCII names.
+pub fn decode_key<T>(raw: &[u8], escaped: bool, known: impl Fn(&[u8]) -> Option<T>) -> Option<T> {
+    if escaped {
+        lexer::with_decoded(raw, known)
+    } else {
+        known(raw)
     }
 }

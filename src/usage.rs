@@ -19,10 +19,9 @@
 //! generated text in an event stream (see [`TEXT_KEYS`]), or all bytes of any other body (a
 //! deliberate over-estimate), divided by four and rounded up.
 
+use crate::scan;
 use bytes::Bytes;
 use memchr::memmem::FinderRev;
-use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, Visitor};
-use serde_json::Value;
 use std::sync::LazyLock;
 
 mod sse;
@@ -220,16 +219,7 @@ fn find_usage(tail: &[u8], cut: bool) -> Option<Usage> {
 /// The usage object in `rest`, the bytes after a `"usage"` key: `: {...}` with complete braces.
 fn usage_after_key(rest: &[u8]) -> Option<Usage> {
     let rest = skip_space(rest).strip_prefix(b":")?;
-    let rest = skip_space(rest);
-    if rest.first() != Some(&b'{') {
-        return None;
-    }
-    let object = &rest[..object_len(rest)?];
-    let Counts {
-        prompt,
-        completion,
-        total,
-    } = serde_json::from_slice(object).ok()?;
+    let [prompt, completion, total] = counts(skip_space(rest))?;
     if prompt.is_none() && completion.is_none() && total.is_none() {
         return None;
     }
@@ -243,58 +233,24 @@ fn usage_after_key(rest: &[u8]) -> Option<Usage> {
     })
 }
 
-/// The counts of a usage object: each is its member's value if that is a non-negative
-/// integer (the last one if the member repeats). Other members are checked to be valid
-/// JSON and skipped, so reading a usage object allocates nothing.
-#[derive(Default)]
-struct Counts {
-    prompt: Option<u64>,
-    completion: Option<u64>,
-    total: Option<u64>,
-}
+/// Member names of the counts in a usage object, in the order [`counts`] returns them.
+const COUNT_KEYS: [&[u8]; 3] = [b"prompt_tokens", b"completion_tokens", b"total_tokens"];
 
-/// Member names of a usage object, compared without allocating.
-#[derive(serde::Deserialize)]
-#[serde(field_identifier, rename_all = "snake_case")]
-enum CountKey {
-    PromptTokens,
-    CompletionTokens,
-    TotalTokens,
-    #[serde(other)]
-    Other,
-}
-
-impl<'de> Deserialize<'de> for Counts {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_map(CountsVisitor)
-    }
-}
-
-struct CountsVisitor;
-
-impl<'de> Visitor<'de> for CountsVisitor {
-    type Value = Counts;
-
-    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str("a usage object")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Counts, A::Error> {
-        let mut c = Counts::default();
-        while let Some(key) = map.next_key::<CountKey>()? {
-            let slot = match key {
-                CountKey::PromptTokens => &mut c.prompt,
-                CountKey::CompletionTokens => &mut c.completion,
-                CountKey::TotalTokens => &mut c.total,
-                CountKey::Other => {
-                    map.next_value::<IgnoredAny>()?;
-                    continue;
-                }
-            };
-            *slot = map.next_value::<Value>()?.as_u64();
+/// Prompt, completion and total count of the usage object `text` starts with, read
+/// with the request scanner; `None` unless that is a valid object whose braces close
+/// within `text`. Each count is its member's value if that is a non-negative integer
+/// written without sign, fraction or exponent (the last one if the member repeats);
+/// other members are validated and skipped. Nothing is allocated.
+fn counts(text: &[u8]) -> Option<[Option<u64>; 3]> {
+    let mut counts = [None; 3];
+    scan::leading_object(text, |key, escaped, value| {
+        let known = |k: &[u8]| COUNT_KEYS.iter().position(|&name| name == k);
+        if let Some(i) = scan::decode_key(key, escaped, known) {
+            counts[i] = value.as_u64(text);
         }
-        Ok(c)
-    }
+    })
+    .ok()?;
+    Some(counts)
 }
 
 /// `s` without leading JSON whitespace.
@@ -304,36 +260,4 @@ fn skip_space(s: &[u8]) -> &[u8] {
         .position(|c| !matches!(c, b' ' | b'\t' | b'\r' | b'\n'))
         .unwrap_or(s.len());
     &s[start..]
-}
-
-/// Length of the object or array that `s` starts with, if its brackets close within `s`
-/// (brackets inside strings do not count).
-fn object_len(s: &[u8]) -> Option<usize> {
-    let mut depth = 0usize;
-    let mut in_string = false;
-    let mut escaped = false;
-    for (i, &c) in s.iter().enumerate() {
-        if in_string {
-            if escaped {
-                escaped = false;
-            } else if c == b'\\' {
-                escaped = true;
-            } else if c == b'"' {
-                in_string = false;
-            }
-            continue;
-        }
-        match c {
-            b'"' => in_string = true,
-            b'{' | b'[' => depth += 1,
-            b'}' | b']' => {
-                depth -= 1;
-                if depth == 0 {
-                    return Some(i + 1);
-                }
-            }
-            _ => {}
-        }
-    }
-    None
 }

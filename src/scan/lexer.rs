@@ -395,12 +395,14 @@ pub(super) fn key_index(key: &[u8]) -> Option<usize> {
     })
 }
 
-/// Index into [`TRACKED_KEYS`] of a validated raw key (the text between its quotes). Keys
-/// with escapes are decoded into a stack buffer first; tracked keys are short and ASCII.
+/// Index into [`TRACKED_KEYS`] of a validated raw key (the text between its quotes).
 pub(super) fn tracked_index(raw: &[u8], escaped: bool) -> Option<usize> {
-    if !escaped {
-        return key_index(raw);
-    }
+    super::decode_key(raw, escaped, key_index)
+}
+
+/// `known` applied to a validated raw key with its escapes decoded into a stack buffer;
+/// the keys looked for are short and ASCII.
+pub(super) fn with_decoded<T>(raw: &[u8], known: impl Fn(&[u8]) -> Option<T>) -> Option<T> {
     let mut buf = [0u8; 32];
     let mut n = 0;
     let mut i = 0;
@@ -422,7 +424,7 @@ pub(super) fn tracked_index(raw: &[u8], escaped: bool) -> Option<usize> {
         n += 1;
         i += len;
     }
-    key_index(&buf[..n])
+    known(&buf[..n])
 }
 
 /// Decodes the text between a valid string's quotes; `None` if it is not valid.

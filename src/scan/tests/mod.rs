@@ -329,3 +329,22 @@ fn display() {
         "invalid JSON at byte 13: expected ',' or '}'"
     );
 }
+
+#[test]
+fn leading_object_stops_at_its_closing_brace() {
+    let mut keys = Vec::new();
+    let text = br#"{"a":1,"b\u0022":{"c":[2,"}"]}} ,"rest": not json"#;
+    let len = leading_object(text, |k, escaped, span| {
+        keys.push((k.to_vec(), escaped, span.kind));
+    })
+    .unwrap();
+    assert_eq!(&text[..len], br#"{"a":1,"b\u0022":{"c":[2,"}"]}}"#);
+    assert_eq!(keys.len(), 2);
+    assert_eq!(keys[1], (br#"b\u0022"#.to_vec(), true, Kind::Object));
+    assert!(decode_key(&keys[1].0, true, |k| (k == b"b\"").then_some(())).is_some());
+    // Cut short, not an object, or invalid inside: an error, never a length.
+    assert!(leading_object(br#"{"a":[1,2"#, |_, _, _| {}).is_err());
+    assert_eq!(leading_object(b" {}", |_, _, _| {}), Err(ScanError::NotObject));
+    assert!(leading_object(br#"{"a":tru}"#, |_, _, _| {}).is_err());
+    assert_eq!(leading_object(b"{}x", |_, _, _| {}), Ok(2));
+}

@@ -355,6 +355,9 @@ fn unusable_usage_objects_fall_back() {
         r#"{"foo":1}"#,
         r#"{"prompt_tokens":"3","total_tokens":-1}"#,
         r#"{"prompt_tokens":1.5}"#,
+        r#"{"total_tokens":1e1}"#,
+        r#"{"total_tokens":-0}"#,
+        r#"{"total_tokens":99999999999999999999}"#,
     ] {
         let body = format!(r#"{{"usage":{{"total_tokens":4}},"x":{{"usage":{bad}}}}}"#);
         assert_eq!(
