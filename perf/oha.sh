@@ -5,7 +5,8 @@
 # sluice, one after the other at each rate. Prints p50/p90/p99 and what each proxy
 # adds over direct at p50 and p99.
 # Usage: perf/oha.sh [secs=15] [rates="1000 5000"] [connections=50]
-# TARGETS sets which run and in what order (default: direct sluice passthrough nginx).
+# TARGETS sets which run and in what order (default: direct sluice passthrough nginx);
+# the + columns need direct to have run before.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS=${1:-15}; RATES=${2:-1000 5000}; CONNS=${3:-50}
@@ -26,7 +27,9 @@ ms() { jq -r "(.latencyPercentiles.$2 // 0) * 1000" "$1"; } # json key -> ms
 echo "oha -z ${SECS}s -q RATE --latency-correction -c $CONNS, $(nproc) cores, $(date -u +%F), commit $(git describe --always --dirty 2>/dev/null || echo '?')"
 fmt='%-6s %-12s %9s %8s %8s %8s %9s %9s %7s\n'
 printf "$fmt" rate target req/s p50_ms p90_ms p99_ms +p50_ms +p99_ms ok%
+delta() { [ -n "$2" ] && awk -v a="$1" -v b="$2" 'BEGIN{printf "%+.3f", a-b}' || echo -; } # - until direct has run
 for rate in $RATES; do
+  d50=; d99=
   for t in ${TARGETS:-direct sluice passthrough nginx}; do
     case $t in direct) u=$fake ;; passthrough) u=$pass ;; nginx) u=$nginx ;; sluice) u=$sluice ;; esac
     [ -n "$u" ] || continue
@@ -38,8 +41,7 @@ for rate in $RATES; do
     [ "$t" = direct ] && { d50=$p50; d99=$p99; }
     printf "$fmt" "$rate" "$t" "$(jq -r '.summary.requestsPerSec | floor' "$f")" \
       "$(printf %.3f "$p50")" "$(printf %.3f "$p90")" "$(printf %.3f "$p99")" \
-      "$(awk -v a="$p50" -v b="$d50" 'BEGIN{printf "%+.3f", a-b}')" \
-      "$(awk -v a="$p99" -v b="$d99" 'BEGIN{printf "%+.3f", a-b}')" \
+      "$(delta "$p50" "$d50")" "$(delta "$p99" "$d99")" \
       "$(jq -r '.summary.successRate * 100 | floor' "$f")"
   done
 done
