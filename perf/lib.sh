@@ -35,7 +35,7 @@ free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1
 
 # Starts nginx as a reverse proxy (proxy_pass with upstream keep-alive, one worker
 # per core, no access log) in front of $1, if nginx is installed; sets nginx to its
-# URL, or to nothing.
+# URL, or to nothing, and nginx_pid.
 start_nginx_proxy() {
   nginx=
   local bin; bin=$(command -v nginx || echo /usr/sbin/nginx)
@@ -63,7 +63,7 @@ http {
 }
 NGINX
   "$bin" -p "$work/nginx" -c "$work/nginx/nginx.conf" -g 'daemon off;' 2>"$work/nginx/stderr" &
-  pids+=($!)
+  nginx_pid=$!; pids+=($nginx_pid)
   for _ in $(seq 50); do
     curl -s -o /dev/null "http://127.0.0.1:$port/" && { nginx="http://127.0.0.1:$port"; return 0; }
     sleep 0.1
@@ -72,12 +72,13 @@ NGINX
 }
 
 # fake-llm, sluice, the bare passthrough and nginx (if installed) in front of it:
-# sets fake, sluice, pass and nginx (empty without nginx) to their URLs.
+# sets fake, sluice, pass and nginx (empty without nginx) to their URLs, and
+# pass_pid and nginx_pid (nginx's master) beside fake_pid and sluice_pid.
 start_all_proxies() {
   cargo build --release --quiet --example passthrough
   start_fake_and_sluice
   target/release/examples/passthrough --upstream "$fake" --port 0 >"$work/pass.out" 2>&1 &
-  pids+=($!)
+  pass_pid=$!; pids+=($pass_pid)
   pass=$(wait_url "$work/pass.out")
   start_nginx_proxy "$fake"
 }
