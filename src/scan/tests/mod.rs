@@ -344,7 +344,10 @@ fn leading_object_stops_at_its_closing_brace() {
     assert!(decode_key(&keys[1].0, true, |k| (k == b"b\"").then_some(())).is_some());
     // Cut short, not an object, or invalid inside: an error, never a length.
     assert!(leading_object(br#"{"a":[1,2"#, |_, _, _| {}).is_err());
-    assert_eq!(leading_object(b" {}", |_, _, _| {}), Err(ScanError::NotObject));
+    assert_eq!(
+        leading_object(b" {}", |_, _, _| {}),
+        Err(ScanError::NotObject)
+    );
     assert!(leading_object(br#"{"a":tru}"#, |_, _, _| {}).is_err());
     assert_eq!(leading_object(b"{}x", |_, _, _| {}), Ok(2));
 }
