@@ -257,12 +257,7 @@ pub fn members<'b>(
     body: &'b [u8],
     each: impl FnMut(&'b [u8], bool, Span),
 ) -> Result<(), ScanError> {
-    let mut s = Scanner {
-        b: body,
-        pos: 0,
-        depth: 0,
-        stack: 0,
-    };
+    let mut s = Scanner::new(body);
     s.skip_ws();
     match s.peek() {
         Some(b'{') => {}
@@ -283,12 +278,7 @@ pub fn leading_object<'b>(
     text: &'b [u8],
     each: impl FnMut(&'b [u8], bool, Span),
 ) -> Result<usize, ScanError> {
-    let mut s = Scanner {
-        b: text,
-        pos: 0,
-        depth: 0,
-        stack: 0,
-    };
+    let mut s = Scanner::new(text);
     if s.peek() != Some(b'{') {
         return Err(ScanError::NotObject);
     }

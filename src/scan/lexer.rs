@@ -17,7 +17,17 @@ pub(super) struct Scanner<'a> {
     pub(super) stack: u128,
 }
 
-impl Scanner<'_> {
+impl<'a> Scanner<'a> {
+    /// A scanner at the start of `b`, outside any container.
+    pub(super) fn new(b: &'a [u8]) -> Self {
+        Scanner {
+            b,
+            pos: 0,
+            depth: 0,
+            stack: 0,
+        }
+    }
+
     #[inline]
     pub(super) fn peek(&self) -> Option<u8> {
         self.b.get(self.pos).copied()

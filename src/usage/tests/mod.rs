@@ -380,32 +380,25 @@ fn unusable_usage_objects_fall_back() {
 #[test]
 fn missing_counts_are_derived() {
     let u = |s: &str| find_usage(format!(r#"{{"usage":{s}}}"#).as_bytes(), false).unwrap();
-    let counts = |u: Usage| (u.prompt_tokens, u.completion_tokens, u.total_tokens);
-    assert_eq!(
-        counts(u(r#"{"prompt_tokens":3,"completion_tokens":4}"#)),
-        (3, 4, 7)
-    );
-    assert_eq!(
-        counts(u(r#"{"prompt_tokens":3,"total_tokens":10}"#)),
-        (3, 7, 10)
-    );
-    assert_eq!(
-        counts(u(r#"{"completion_tokens":4,"total_tokens":10}"#)),
-        (6, 4, 10)
-    );
-    assert_eq!(
-        counts(u(r#"{"prompt_tokens":12,"total_tokens":10}"#)),
-        (12, 0, 10)
-    );
-    assert_eq!(counts(u(r#"{"completion_tokens":4}"#)), (0, 4, 4));
-    assert_eq!(counts(u(r#"{"total_tokens":9}"#)), (9, 0, 9));
-    // Reported numbers are kept even when they do not add up.
-    assert_eq!(
-        counts(u(
-            r#"{"prompt_tokens":1,"completion_tokens":2,"total_tokens":5,"completion_tokens_details":null}"#
-        )),
-        (1, 2, 5)
-    );
+    // (usage object, expected prompt, completion, total)
+    let cases = [
+        (r#"{"prompt_tokens":3,"completion_tokens":4}"#, (3, 4, 7)),
+        (r#"{"prompt_tokens":3,"total_tokens":10}"#, (3, 7, 10)),
+        (r#"{"completion_tokens":4,"total_tokens":10}"#, (6, 4, 10)),
+        (r#"{"prompt_tokens":12,"total_tokens":10}"#, (12, 0, 10)),
+        (r#"{"completion_tokens":4}"#, (0, 4, 4)),
+        (r#"{"total_tokens":9}"#, (9, 0, 9)),
+        // Reported numbers are kept even when they do not add up.
+        (
+            r#"{"prompt_tokens":1,"completion_tokens":2,"total_tokens":5,"completion_tokens_details":null}"#,
+            (1, 2, 5),
+        ),
+    ];
+    for (json, want) in cases {
+        let got = u(json);
+        let counts = (got.prompt_tokens, got.completion_tokens, got.total_tokens);
+        assert_eq!(counts, want, "{json}");
+    }
 }
 
 #[test]
