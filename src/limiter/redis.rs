@@ -361,7 +361,8 @@ fn fall_back(sync: &SyncState) {
 }
 
 /// Connects both clients (retrying in the background), subscribes to cooldowns,
-/// and refetches all cooldowns after every reconnect.
+/// and refetches all cooldowns once subscribed and after every reconnect of either
+/// client: a cooldown published while the subscription was not up is read then.
 async fn connect(
     client: &Client,
     subscriber: &SubscriberClient,
@@ -371,20 +372,22 @@ async fn connect(
     // These return the tasks' join handles; dropping a handle leaves its task running.
     drop(client.connect());
     drop(subscriber.connect());
-    let r = refetch.clone();
-    drop(client.on_reconnect(move |_| {
-        let r = r.clone();
-        async move {
-            r.store(true, Ordering::Release);
-            Ok(())
-        }
-    }));
+    refetch_on_reconnect(client, refetch);
+    refetch_on_reconnect(subscriber, refetch);
     drop(subscriber.manage_subscriptions());
     let sub = subscriber.clone();
+    let (r, a) = (refetch.clone(), app.clone());
     tokio::spawn(async move {
         // Subscribing waits for the first connection; fred resubscribes on reconnects.
-        if let Err(e) = sub.subscribe(CHANNEL).await {
-            tracing::warn!(error = %e, "redis: cannot subscribe to cooldowns");
+        match sub.subscribe(CHANNEL).await {
+            Ok(()) => {
+                r.store(true, Ordering::Release);
+                if let Some(sync) = &a.sync {
+                    sync.subscribed.store(true, Ordering::Release);
+                    sync.wake.notify_one();
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "redis: cannot subscribe to cooldowns"),
         }
     });
     let mut messages = subscriber.message_rx();
@@ -398,6 +401,18 @@ async fn connect(
             }
         }
     });
+}
+
+/// Sets `refetch` whenever `c` reconnects.
+fn refetch_on_reconnect(c: &impl EventInterface, refetch: &Arc<AtomicBool>) {
+    let r = refetch.clone();
+    drop(c.on_reconnect(move |_| {
+        let r = r.clone();
+        async move {
+            r.store(true, Ordering::Release);
+            Ok(())
+        }
+    }));
 }
 
 fn apply_cooldown(app: &App, id: &str, until_ms: u64) {

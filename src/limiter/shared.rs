@@ -1,7 +1,7 @@
 //! What the request path and the Redis sync task share: the mode in force, the
 //! number of replicas last seen alive, and the signals between them.
 
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 use tokio::sync::{mpsc, Notify};
 
@@ -44,6 +44,9 @@ pub struct SyncState {
     cooldowns: mpsc::UnboundedSender<(Arc<str>, u64)>,
     /// Commands this replica has sent to Redis (scripts count once).
     pub commands: AtomicU64,
+    /// Subscribed to the cooldown channel: cooldowns other replicas start from
+    /// now on arrive as they start.
+    pub subscribed: AtomicBool,
     /// After a fallback, the first minute in which shared counting may resume: the
     /// minute of an outage is finished on local shares, so rejoining never bursts.
     pub rejoin_minute: AtomicU64,
@@ -62,6 +65,7 @@ impl SyncState {
             rounds: AtomicU64::new(0),
             cooldowns: tx,
             commands: AtomicU64::new(0),
+            subscribed: AtomicBool::new(false),
             rejoin_minute: AtomicU64::new(0),
         };
         (Arc::new(s), rx)

@@ -6,6 +6,7 @@ use sluice::limiter::shared::Mode;
 use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 /// One redis-server process.
@@ -206,10 +207,19 @@ pub async fn replicas(n: usize, yaml: &str) -> Vec<Sluice> {
     v
 }
 
-/// Waits until every replica counts limits in Redis.
+/// Waits until every replica counts limits in Redis and hears cooldowns as they
+/// are announced.
 pub async fn all_shared(rs: &[Sluice]) {
     let deadline = Instant::now() + Duration::from_secs(15);
-    while !rs.iter().all(|r| r.app.limit_mode() == Mode::Shared) {
+    let ready = |r: &Sluice| {
+        let subscribed = r
+            .app
+            .sync
+            .as_ref()
+            .is_some_and(|s| s.subscribed.load(Ordering::Acquire));
+        r.app.limit_mode() == Mode::Shared && subscribed
+    };
+    while !rs.iter().all(ready) {
         assert!(Instant::now() < deadline, "replicas never reached Redis");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
