@@ -7,10 +7,10 @@ use crate::limiter::health::{CooldownPolicy, Failure};
 use crate::limiter::Reservation;
 use crate::metrics::GroupMetrics;
 use crate::state::Deployment;
+use crate::upstream;
 use crate::usage::UsageSniffer;
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
-use hyper::body::Incoming;
 use std::convert::Infallible;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -23,7 +23,7 @@ pub enum ProxyBody {
     /// A complete body; `None` once sent.
     Full(Option<Bytes>),
     /// The upstream response body, streamed as it arrives.
-    Upstream(Incoming),
+    Upstream(upstream::Body),
     /// The upstream response body of an admitted call, streamed as it arrives while
     /// the call's bookkeeping watches it (boxed: it is large and the other variants
     /// are small).
@@ -74,7 +74,7 @@ impl Body for ProxyBody {
 /// tokens to the reported usage, records latency and success, or the failure.
 pub struct Tracked {
     /// The upstream body.
-    inner: Incoming,
+    inner: upstream::Body,
     /// Watches the bytes for `usage` and streamed events, keeping only a short tail.
     sniffer: UsageSniffer,
     /// The bookkeeping still to do; None once done.
@@ -128,7 +128,7 @@ pub struct Call {
 
 impl Tracked {
     /// Watches `inner` for `call`; `sse` when the response is an event stream.
-    pub fn new(inner: Incoming, sse: bool, call: Call) -> Tracked {
+    pub fn new(inner: upstream::Body, sse: bool, call: Call) -> Tracked {
         Tracked {
             inner,
             sniffer: UsageSniffer::new(sse),

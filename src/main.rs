@@ -215,7 +215,7 @@ fn check(path: &Path) -> ExitCode {
         for &i in &g.members {
             let d = &snap.deployments[i];
             let c = &d.cfg;
-            let mut line = format!("  - {} id={} -> {}", c.model, c.id, d.urls[0]);
+            let mut line = format!("  - {} id={} -> {}", c.model, c.id, d.targets[0].url);
             for (k, v) in [("rpm", c.rpm), ("tpm", c.tpm)] {
                 if let Some(v) = v {
                     line.push_str(&format!(" {k}={v}"));

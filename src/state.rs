@@ -8,7 +8,7 @@ use crate::limiter::shared::{Mode, SyncState};
 use crate::limiter::{DeploymentStats, Limits};
 use crate::metrics::{self, DeploymentMetrics, GroupMetrics, Metrics};
 use crate::router::{weights, Group, Route};
-use crate::upstream::{self, provider, Endpoint};
+use crate::upstream::{self, provider, Endpoint, Origin, Target};
 use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue, Uri};
@@ -32,10 +32,8 @@ pub struct Deployment {
     pub cfg: DeploymentConfig,
     /// Index of its group in `Snapshot::groups`.
     pub group: usize,
-    /// Upstream URL per endpoint, indexed by `Endpoint::index`.
-    pub urls: [Uri; 3],
-    /// `Host` per endpoint for plain-HTTP upstreams (see [`host_header`]).
-    pub hosts: [Option<HeaderValue>; 3],
+    /// Upstream URL and connections per endpoint, indexed by `Endpoint::index`.
+    pub targets: [Target; 3],
     /// The auth header sent upstream, if the deployment has a key.
     pub auth: Option<(HeaderName, HeaderValue)>,
     /// The upstream model name as a JSON string literal (quotes included), spliced
@@ -118,6 +116,7 @@ impl Snapshot {
         let mut groups: Vec<Group> = Vec::new();
         let mut routes: HashMap<Box<str>, Route> = HashMap::new();
         let mut deployments: Vec<Deployment> = Vec::with_capacity(config.model_list.len());
+        let mut origins = Origins::from(previous);
         for (i, dep) in config.model_list.iter().enumerate() {
             let group = match routes.get(dep.model_name.as_str()) {
                 Some(Route::Group(g)) => *g,
@@ -133,7 +132,7 @@ impl Snapshot {
                 .map_or_else(Arc::default, |d| d.stats.clone());
             let kept = previous.map_or(&[][..], |p| &p.deployments[..]);
             let metrics = metrics::for_deployment(dep, kept);
-            match build_deployment(dep, group, stats, metrics) {
+            match build_deployment(dep, group, stats, metrics, &mut origins) {
                 Ok(d) => {
                     groups[group].members.push(i);
                     deployments.push(d);
@@ -191,12 +190,17 @@ fn build_deployment(
     group: usize,
     stats: Arc<DeploymentStats>,
     metrics: Arc<DeploymentMetrics>,
+    origins: &mut Origins,
 ) -> Result<Deployment, String> {
-    let url = |e: Endpoint| provider::endpoint_url(dep, e);
-    let urls = [
-        url(Endpoint::ChatCompletions)?,
-        url(Endpoint::Completions)?,
-        url(Endpoint::Embeddings)?,
+    let mut target = |e: Endpoint| -> Result<Target, String> {
+        let url = provider::endpoint_url(dep, e)?;
+        let origin = origins.get(&url)?;
+        Ok(Target::new(url, origin))
+    };
+    let targets = [
+        target(Endpoint::ChatCompletions)?,
+        target(Endpoint::Completions)?,
+        target(Endpoint::Embeddings)?,
     ];
     let header =
         |s: &str| HeaderValue::from_str(s).map_err(|_| format!("{s:?} cannot be sent in a header"));
@@ -206,8 +210,7 @@ fn build_deployment(
         .unwrap_or(provider::OPENAI_DEFAULT_BASE);
     Ok(Deployment {
         group,
-        hosts: urls.each_ref().map(host_header),
-        urls,
+        targets,
         auth: provider::auth_header(dep)?,
         model_json: Bytes::from(
             serde_json::to_vec(&dep.upstream_model).expect("a string always serialises"),
@@ -232,19 +235,32 @@ fn build_deployment(
     })
 }
 
-/// The `Host` header the pooled client would otherwise format on every request to
-/// a plain-HTTP upstream: the host, and the port unless it is 80. None for https,
-/// where the connection may turn out to be HTTP/2 and the client decides.
-pub fn host_header(url: &Uri) -> Option<HeaderValue> {
-    if url.scheme() != Some(&http::uri::Scheme::HTTP) {
-        return None;
+/// Upstream origins by `scheme://authority`: deployments on one upstream share its
+/// connections, and so do successive snapshots.
+struct Origins(HashMap<String, Arc<Origin>>);
+
+impl Origins {
+    /// The origins `previous` used.
+    fn from(previous: Option<&Snapshot>) -> Origins {
+        let deployments = previous.into_iter().flat_map(|p| &p.deployments);
+        let targets = deployments.flat_map(|d| &d.targets);
+        Origins(
+            targets
+                .map(|t| (Origin::key(&t.url), t.origin.clone()))
+                .collect(),
+        )
     }
-    let host = url.host()?;
-    let value = match url.port_u16() {
-        Some(port) if port != 80 => HeaderValue::try_from(format!("{host}:{port}")),
-        _ => HeaderValue::from_str(host),
-    };
-    value.ok()
+
+    /// `url`'s origin, made on first use.
+    fn get(&mut self, url: &Uri) -> Result<Arc<Origin>, String> {
+        let key = Origin::key(url);
+        if let Some(o) = self.0.get(&key) {
+            return Ok(o.clone());
+        }
+        let origin = Arc::new(Origin::new(url)?);
+        self.0.insert(key, origin.clone());
+        Ok(origin)
+    }
 }
 
 /// Input plus output cost per token, from litellm_params or else model_info.
@@ -402,32 +418,5 @@ impl App {
     /// Where limits are counted right now.
     pub fn limit_mode(&self) -> Mode {
         self.sync.as_ref().map_or(Mode::None, |s| s.mode())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::host_header;
-
-    #[test]
-    fn host_header_is_the_plain_http_authority_without_a_default_port() {
-        let host =
-            |u: &str| host_header(&u.parse().unwrap()).map(|v| v.to_str().unwrap().to_owned());
-        assert_eq!(
-            host("http://127.0.0.1:8080/v1/chat").as_deref(),
-            Some("127.0.0.1:8080")
-        );
-        assert_eq!(
-            host("http://upstream.internal/v1").as_deref(),
-            Some("upstream.internal")
-        );
-        assert_eq!(
-            host("http://upstream.internal:80/v1").as_deref(),
-            Some("upstream.internal")
-        );
-        assert_eq!(host("http://[::1]:9000/v1").as_deref(), Some("[::1]:9000"));
-        assert_eq!(host("http://user:pw@h:81/").as_deref(), Some("h:81"));
-        // https may be HTTP/2, where the client sends :authority instead.
-        assert_eq!(host("https://api.openai.com/v1"), None);
     }
 }

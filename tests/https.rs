@@ -1,7 +1,8 @@
 //! HTTPS upstreams through rustls: a self-signed certificate made at test time is
 //! trusted through `SSL_CERT_FILE`, the upstream is reached by DNS name and by IP
 //! address (both checked against the certificate's SANs), and a server whose
-//! certificate names another host is refused with a 502.
+//! certificate names another host is refused with a 502. An upstream that picks
+//! HTTP/2 by ALPN gets every request, concurrent ones included, on one connection.
 
 mod common;
 use common::*;
@@ -10,9 +11,9 @@ use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
+use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -25,6 +26,7 @@ use tokio_rustls::TlsAcceptor;
 /// One request as the TLS upstream saw it.
 #[derive(Clone, Debug)]
 struct Seen {
+    version: http::Version,
     path: String,
     authorization: String,
     body: Bytes,
@@ -58,7 +60,8 @@ struct TlsUpstream {
 }
 
 impl TlsUpstream {
-    async fn start(id: &Identity) -> TlsUpstream {
+    /// A server with certificate `id`, speaking HTTP/2 if `h2`, else HTTP/1.1.
+    async fn start(id: &Identity, h2: bool) -> TlsUpstream {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(id.key_der.clone()));
         let mut config = rustls::ServerConfig::builder_with_provider(provider)
@@ -67,8 +70,12 @@ impl TlsUpstream {
             .with_no_client_auth()
             .with_single_cert(vec![id.cert_der.clone()], key)
             .expect("the key matches the certificate");
-        // sluice offers h2 and http/1.1; this server speaks HTTP/1.1 only.
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        // sluice offers h2 and http/1.1; this server picks one.
+        config.alpn_protocols = vec![if h2 {
+            b"h2".to_vec()
+        } else {
+            b"http/1.1".to_vec()
+        }];
         let acceptor = TlsAcceptor::from(Arc::new(config));
 
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -88,9 +95,14 @@ impl TlsUpstream {
                         return;
                     };
                     let service = service_fn(move |req| answer(req, record.clone()));
-                    let _ = http1::Builder::new()
-                        .serve_connection(TokioIo::new(tls), service)
-                        .await;
+                    let io = TokioIo::new(tls);
+                    let _ = if h2 {
+                        http2::Builder::new(TokioExecutor::new())
+                            .serve_connection(io, service)
+                            .await
+                    } else {
+                        http1::Builder::new().serve_connection(io, service).await
+                    };
                 });
             }
         });
@@ -117,6 +129,7 @@ async fn answer(
     req: Request<Incoming>,
     record: Arc<Mutex<Vec<Seen>>>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
+    let version = req.version();
     let path = req.uri().path().to_string();
     let method = req.method().clone();
     let authorization = req
@@ -131,6 +144,7 @@ async fn answer(
         .await
         .map_or(Bytes::new(), |b| b.to_bytes());
     record.lock().unwrap().push(Seen {
+        version,
         path: path.clone(),
         authorization,
         body: body.clone(),
@@ -190,8 +204,9 @@ async fn https_upstream_through_rustls_with_ssl_cert_file() {
     // `App::new` builds the upstream client inside `Sluice::start` below.
     std::env::set_var("SSL_CERT_FILE", &pem_path);
 
-    let up = TlsUpstream::start(&good).await;
-    let imposter = TlsUpstream::start(&wrong).await;
+    let up = TlsUpstream::start(&good, false).await;
+    let imposter = TlsUpstream::start(&wrong, false).await;
+    let up2 = TlsUpstream::start(&good, true).await;
 
     let s = Sluice::start(&format!(
         r#"
@@ -202,10 +217,13 @@ model_list:
     litellm_params: {{model: openai/secure-model-ip, api_base: "https://127.0.0.1:{port}/v1", api_key: k}}
   - model_name: wrong-name
     litellm_params: {{model: openai/secure-model, api_base: "https://localhost:{bad}/v1", api_key: k}}
+  - model_name: secure-h2
+    litellm_params: {{model: openai/secure-model-h2, api_base: "https://localhost:{h2}/v1", api_key: k}}
 router_settings: {{num_retries: 0}}
 "#,
         port = up.port(),
         bad = imposter.port(),
+        h2 = up2.port(),
     ))
     .await;
     let url = format!("{}/v1/chat/completions", s.url());
@@ -217,6 +235,7 @@ router_settings: {{num_retries: 0}}
     assert_eq!(r.json()["choices"][0]["message"]["content"], "over tls");
     let seen = up.seen();
     assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!(seen[0].version, http::Version::HTTP_11);
     assert_eq!(seen[0].path, "/v1/chat/completions");
     assert_eq!(seen[0].authorization, "Bearer k");
     assert_eq!(seen[0].body, chat("secure-model").as_bytes());
@@ -242,6 +261,32 @@ router_settings: {{num_retries: 0}}
     assert!(message.contains("invalid peer certificate"), "{message}");
     assert!(message.contains("not valid for name"), "{message}");
     assert!(imposter.seen().is_empty(), "{:?}", imposter.seen());
+
+    // HTTP/2: the first request finds out, then a burst of 8 shares its connection.
+    let opened = || async {
+        metric(
+            &scrape(&s).await,
+            "sluice_upstream_connections_opened_total",
+            &[],
+        )
+    };
+    let before = opened().await;
+    let r = post(&url, &chat("secure-h2")).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(r.json()["model"], "secure-model-h2");
+    let burst = (0..8).map(|_| {
+        let url = url.clone();
+        tokio::spawn(async move { post(&url, &chat("secure-h2")).await.status })
+    });
+    for status in futures_util::future::join_all(burst).await {
+        assert_eq!(status.unwrap(), 200);
+    }
+    assert_eq!(opened().await - before, 1.0, "one HTTP/2 connection");
+    let seen = up2.seen();
+    assert_eq!(seen.len(), 9, "{seen:?}");
+    assert!(seen.iter().all(|s| s.version == http::Version::HTTP_2));
+    assert!(seen.iter().all(|s| s.path == "/v1/chat/completions"));
+    assert_eq!(seen[0].body, chat("secure-model-h2").as_bytes());
 
     s.shutdown().await;
 }

@@ -37,27 +37,6 @@ async fn sse_upstream() -> (String, tokio::task::JoinHandle<Vec<u8>>) {
     (url, task)
 }
 
-async fn read_request(c: &mut TcpStream) -> Vec<u8> {
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 4096];
-    loop {
-        let n = c.read(&mut chunk).await.unwrap();
-        buf.extend_from_slice(&chunk[..n]);
-        if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&buf[..p]).to_ascii_lowercase();
-            let len: usize = head
-                .lines()
-                .find_map(|l| l.strip_prefix("content-length:"))
-                .map_or(0, |v| v.trim().parse().unwrap());
-            while buf.len() < p + 4 + len {
-                let n = c.read(&mut chunk).await.unwrap();
-                buf.extend_from_slice(&chunk[..n]);
-            }
-            return buf[p + 4..].to_vec();
-        }
-    }
-}
-
 #[tokio::test]
 async fn sse_stream_arrives_incrementally_and_byte_for_byte() {
     let (up, upstream) = sse_upstream().await;

@@ -14,10 +14,9 @@ use crate::mock;
 use crate::request::Parsed;
 use crate::router::pick::{self, Pick};
 use crate::state::{App, Deployment, Snapshot};
-use crate::upstream::Endpoint;
+use crate::upstream::{self, Endpoint};
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
-use hyper::body::Incoming;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -34,7 +33,7 @@ pub enum Failed {
     /// An error sluice answers with itself.
     Own(ProxyError),
     /// The last upstream answer had a retryable status; passed through if final.
-    Upstream(Response<Incoming>),
+    Upstream(Response<upstream::Body>),
     /// No deployment could take the request; one may at this Unix ms.
     NoDeployments { until_ms: u64 },
     /// The prompt is larger than every deployment's context window.
@@ -230,7 +229,9 @@ impl Call<'_> {
             .or(dep.cfg.timeout)
             .unwrap_or(if stream { s.stream_timeout } else { s.timeout });
         let sent = Instant::now();
-        let outcome = tokio::time::timeout(timeout, self.app.client.request(self.build(dep))).await;
+        let target = &dep.targets[self.endpoint.index()];
+        let outcome =
+            tokio::time::timeout(timeout, self.app.client.send(target, self.build(dep))).await;
         trace.upstream += sent.elapsed();
         let (failure, retry_after, failed) = match outcome {
             Ok(Ok(resp)) if !retryable(resp.status()) => {
@@ -302,13 +303,12 @@ impl Call<'_> {
         }
     }
 
-    /// The upstream request: the deployment's URL and key, the client's body with the
-    /// deployment's model spliced in. No client header is forwarded (the client's key
-    /// must never reach an upstream).
+    /// The upstream request: the deployment's key, the client's body with the
+    /// deployment's model spliced in (the client sets the URL and `Host`). No client
+    /// header is forwarded (the client's key must never reach an upstream).
     fn build(&self, dep: &Deployment) -> Request<Spliced> {
         let mut r = Request::new(self.req.spliced(&dep.model_json));
         *r.method_mut() = Method::POST;
-        *r.uri_mut() = dep.urls[self.endpoint.index()].clone();
         let h = r.headers_mut();
         h.insert(
             header::CONTENT_TYPE,
@@ -317,16 +317,13 @@ impl Call<'_> {
         if let Some((name, value)) = &dep.auth {
             h.insert(name.clone(), value.clone());
         }
-        if let Some(host) = &dep.hosts[self.endpoint.index()] {
-            h.insert(header::HOST, host.clone());
-        }
         r
     }
 
     /// The upstream's answer, passed through with the call's bookkeeping attached.
     fn track(
         &self,
-        resp: Response<Incoming>,
+        resp: Response<upstream::Body>,
         dep: &Arc<Deployment>,
         reservation: Reservation,
         sent: Instant,
@@ -374,7 +371,7 @@ fn retryable(status: StatusCode) -> bool {
 }
 
 /// The upstream's `Retry-After` in seconds (HTTP dates are ignored).
-fn retry_after(resp: &Response<Incoming>) -> Option<Duration> {
+fn retry_after(resp: &Response<upstream::Body>) -> Option<Duration> {
     let v = resp.headers().get(header::RETRY_AFTER)?.to_str().ok()?;
     let secs: f64 = v.trim().parse().ok()?;
     (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs))
@@ -388,7 +385,7 @@ fn backoff(n: u32, at_least: Duration) -> Duration {
 }
 
 /// A short description of a client error, with its source chain.
-fn describe(e: &hyper_util::client::legacy::Error) -> String {
+fn describe(e: &upstream::Error) -> String {
     use std::error::Error;
     let mut s = e.to_string();
     let mut src = e.source();

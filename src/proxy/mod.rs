@@ -140,7 +140,9 @@ pub async fn handle(
         trace.group = group;
         trace.deployment = None;
         trace.retries = 0;
-        failure = match call.group(group, None, false, &mut trace).await {
+        // Boxed: a second group's future inline would make every connection's
+        // request future larger, for the few requests that fall back.
+        failure = match Box::pin(call.group(group, None, false, &mut trace)).await {
             Ok(resp) => return headers::finish(resp, &trace, snap),
             Err(f) => f,
         };

@@ -1,27 +1,21 @@
-//! The pooled HTTP client that talks to upstreams (plain HTTP or HTTPS through
-//! rustls with the webpki roots), and per-provider URL and header building.
+//! The HTTP client that talks to upstreams (plain HTTP, or HTTPS through rustls
+//! with the webpki roots), its connection pool, and per-provider URL and header
+//! building.
 
 mod counted;
+mod pool;
 pub mod provider;
 
+pub use pool::{Body, Client, Error, Origin, Target};
 pub use provider::Endpoint;
 
-use crate::body::Spliced;
 use crate::metrics::PoolMetrics;
-use counted::Counted;
-use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client as HyperClient;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// The shared upstream client: one connection pool per upstream host.
-pub type Client = HyperClient<Counted<HttpsConnector<HttpConnector>>, Spliced>;
-
-/// Builds the client, counting its connections into `pool`. Idle connections are
-/// kept 90 s; TCP_NODELAY is set because requests and responses are small and
-/// latency-bound.
+/// Builds the client, counting its connections into `pool`. TCP_NODELAY is set
+/// because requests and responses are small and latency-bound.
 pub fn client(pool: Arc<PoolMetrics>) -> Client {
     let mut http = HttpConnector::new();
     http.set_nodelay(true);
@@ -41,11 +35,7 @@ pub fn client(pool: Arc<PoolMetrics>) -> Client {
         .enable_http1()
         .enable_http2()
         .wrap_connector(http);
-    HyperClient::builder(TokioExecutor::new())
-        .pool_idle_timeout(Duration::from_secs(90))
-        .pool_timer(TokioTimer::new())
-        .timer(TokioTimer::new())
-        .build(Counted::new(https, pool))
+    Client::new(https, pool)
 }
 
 /// The webpki roots, plus the PEM certificates in `$SSL_CERT_FILE` when set (for

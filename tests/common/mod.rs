@@ -331,3 +331,28 @@ pub async fn failing_fake(status: u16) -> sluice::fake::FakeLlm {
     })
     .await
 }
+
+/// Reads one HTTP/1 request (with a `content-length` body, if any) from a raw
+/// upstream socket; returns its body.
+pub async fn read_request(c: &mut TcpStream) -> Vec<u8> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let n = c.read(&mut chunk).await.unwrap();
+        assert!(n > 0, "closed before a whole request");
+        buf.extend_from_slice(&chunk[..n]);
+        if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..p]).to_ascii_lowercase();
+            let len: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .map_or(0, |v| v.trim().parse().unwrap());
+            while buf.len() < p + 4 + len {
+                let n = c.read(&mut chunk).await.unwrap();
+                assert!(n > 0, "closed before a whole request");
+                buf.extend_from_slice(&chunk[..n]);
+            }
+            return buf[p + 4..].to_vec();
+        }
+    }
+}

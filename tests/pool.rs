@@ -1,0 +1,120 @@
+//! The upstream connection pool: connections are reused once an answer has ended,
+//! concurrent requests each get their own and no spare ones are left behind, and
+//! an idle connection the upstream closed (or said it would close) is never used
+//! for a request.
+
+mod common;
+use common::*;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpListener;
+
+fn config(url: &str) -> String {
+    format!(
+        r#"
+model_list:
+  - model_name: m
+    litellm_params: {{model: openai/m, api_base: "{url}/v1", api_key: k}}
+router_settings: {{num_retries: 0}}
+"#
+    )
+}
+
+async fn opened(s: &Sluice) -> f64 {
+    metric(
+        &scrape(s).await,
+        "sluice_upstream_connections_opened_total",
+        &[],
+    )
+}
+
+fn idle(s: &Sluice) -> usize {
+    s.app.snapshot.load().deployments[0].targets[0]
+        .origin
+        .idle_count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_are_reused_and_none_are_left_spare() {
+    let up = fake(|c| c.latency = Duration::from_millis(20)).await;
+    let s = Sluice::start(&config(&up.url())).await;
+    let url = format!("{}/v1/chat/completions", s.url());
+    for _ in 0..10 {
+        assert_eq!(post(&url, &chat("m")).await.status, 200);
+    }
+    assert_eq!(opened(&s).await, 1.0, "one after another: one connection");
+    assert_eq!(idle(&s), 1);
+
+    // 16 at once: each needs a connection of its own, and gets exactly one.
+    let batch = || async {
+        let sent = (0..16).map(|_| {
+            let url = url.clone();
+            tokio::spawn(async move { post(&url, &chat("m")).await.status })
+        });
+        for s in futures_util::future::join_all(sent).await {
+            assert_eq!(s.unwrap(), 200);
+        }
+    };
+    batch().await;
+    let after_first = opened(&s).await;
+    assert!(
+        after_first <= 16.0,
+        "{after_first} connections for 16 requests"
+    );
+    assert_eq!(idle(&s) as f64, after_first, "every connection came back");
+    // The same again finds them idle.
+    batch().await;
+    assert_eq!(opened(&s).await, after_first);
+    assert_eq!(up.stats().requests(), 42);
+}
+
+/// An upstream that answers one request per connection, then closes it; with
+/// `announce`, its answer says `connection: close`, otherwise it just hangs up.
+async fn one_shot_upstream(announce: bool) -> (String, Arc<AtomicUsize>) {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", l.local_addr().unwrap());
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let count = accepted.clone();
+    tokio::spawn(async move {
+        loop {
+            let (mut c, _) = l.accept().await.unwrap();
+            count.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                read_request(&mut c).await;
+                let body = r#"{"id":"x","object":"chat.completion","choices":[]}"#;
+                let close = if announce {
+                    "connection: close\r\n"
+                } else {
+                    ""
+                };
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n{close}content-length: {}\r\n\r\n",
+                    body.len()
+                );
+                c.write_all(head.as_bytes()).await.unwrap();
+                c.write_all(body.as_bytes()).await.unwrap();
+            });
+        }
+    });
+    (url, accepted)
+}
+
+#[tokio::test]
+async fn closed_idle_connections_are_never_used() {
+    for announce in [true, false] {
+        let (up, accepted) = one_shot_upstream(announce).await;
+        let s = Sluice::start(&config(&up)).await;
+        let url = format!("{}/v1/chat/completions", s.url());
+        for i in 1..=5 {
+            // No retries: a request sent on a dead connection would fail.
+            let r = post(&url, &chat("m")).await;
+            assert_eq!(r.status, 200, "announce={announce} #{i}: {:?}", r.body);
+            // Give the hang-up time to reach sluice before the next request.
+            tokio::time::sleep(Duration::from_millis(30)).await;
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 5);
+        assert_eq!(opened(&s).await, 5.0);
+    }
+}
