@@ -153,7 +153,7 @@ async fn proxy_call(
             return e.into_response();
         }
     };
-    proxy::handle(app, snap, endpoint, &parts.headers, parsed, start).await
+    proxy::handle(app, snap, endpoint, parts, parsed, start).await
 }
 
 /// Headers a client key may arrive in, in LiteLLM's order of preference.

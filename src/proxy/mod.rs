@@ -98,7 +98,7 @@ pub async fn handle(
     app: &App,
     snap: &Snapshot,
     endpoint: Endpoint,
-    headers: &HeaderMap,
+    parts: http::request::Parts,
     req: Parsed,
     start: Instant,
 ) -> Response<ProxyBody> {
@@ -111,7 +111,11 @@ pub async fn handle(
             return resp;
         }
     };
-    let ask = Ask::new(&req, headers, snap);
+    let ask = Ask::new(&req, &parts.headers, snap);
+    // The client's header values share hyper's read buffer: released now, hyper
+    // reuses that buffer to watch the connection while the answer is awaited,
+    // instead of allocating another.
+    drop(parts);
     let mut trace = Trace::new(start, first);
     let call = attempt::Call {
         app,
