@@ -239,7 +239,7 @@ impl Metrics {
     }
 }
 
-/// Upstream connections, counted by the connector of the pooled client.
+/// Upstream connections, counted by the upstream pool as they open and close.
 #[derive(Debug, Default)]
 pub struct PoolMetrics {
     /// Connections established (TCP, and TLS where used).
