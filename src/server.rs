@@ -53,6 +53,8 @@ pub async fn run(
         .keep_alive(true);
     let mut h2 = http2::Builder::new(TokioExecutor::new());
     h2.timer(TokioTimer::new());
+    // Shared: each connection needs one of the two for as long as it lives.
+    let builders = Arc::new((h1, h2));
     let graceful = GracefulShutdown::new();
     // Tells connections still being sniffed that no request will be taken any more.
     let (stop, stopping) = watch::channel(false);
@@ -71,7 +73,7 @@ pub async fn run(
                 };
                 let _ = stream.set_nodelay(true);
                 let app = app.clone();
-                let (h1, h2) = (h1.clone(), h2.clone());
+                let builders = builders.clone();
                 let watcher = graceful.watcher();
                 let mut stopping = stopping.clone();
                 tokio::spawn(async move {
@@ -81,6 +83,7 @@ pub async fn run(
                     };
                     let service = service_fn(move |req| routes::handle(app.clone(), req));
                     let io = TokioIo::new(stream);
+                    let (h1, h2) = &*builders;
                     let served = match proto {
                         Ok(Ok(Proto::Http1)) => watcher.watch(h1.serve_connection(io, service)).await,
                         Ok(Ok(Proto::Http2)) => watcher.watch(h2.serve_connection(io, service)).await,

@@ -277,7 +277,7 @@ impl Client {
             if conn.ready().await.is_err() {
                 continue;
             }
-            req = target.h1(req, origin);
+            req = target.h1(req);
             match conn.try_send_request(req).await {
                 Ok(resp) => return Ok(Body::pooled(resp, conn, origin)),
                 Err(mut e) => match e.take_message() {
@@ -297,11 +297,7 @@ impl Client {
         req: Request<Spliced>,
     ) -> Result<Response<Body>, Error> {
         match self.connect(&target.origin).await? {
-            Fresh::Http1(mut conn) => {
-                let req = target.h1(req, &target.origin);
-                let resp = conn.send_request(req).await.map_err(Error::Http)?;
-                Ok(Body::pooled(resp, conn, &target.origin))
-            }
+            Fresh::Http1(conn) => send_h1_fresh(conn, target, req).await,
             Fresh::Http2(conn) => self.send_h2(target, req, Some(conn)).await,
         }
     }
@@ -324,11 +320,9 @@ impl Client {
                     None => match self.connect(origin).await? {
                         Fresh::Http2(conn) => conn,
                         // The upstream changed its mind: HTTP/1 from now on.
-                        Fresh::Http1(mut conn) => {
+                        Fresh::Http1(conn) => {
                             origin.speaks_h2.store(false, Ordering::Relaxed);
-                            let req = target.h1(req, origin);
-                            let resp = conn.send_request(req).await.map_err(Error::Http)?;
-                            return Ok(Body::pooled(resp, conn, origin));
+                            return send_h1_fresh(conn, target, req).await;
                         }
                     },
                 }
@@ -383,11 +377,25 @@ impl Client {
 
 impl Target {
     /// `req` as an HTTP/1 request to this target.
-    fn h1(&self, mut req: Request<Spliced>, origin: &Origin) -> Request<Spliced> {
+    fn h1(&self, mut req: Request<Spliced>) -> Request<Spliced> {
         *req.uri_mut() = self.path.clone();
-        req.headers_mut().insert(header::HOST, origin.host.clone());
+        req.headers_mut()
+            .insert(header::HOST, self.origin.host.clone());
         req
     }
+}
+
+/// Sends on a new HTTP/1 connection, which joins the pool when the answer ends.
+async fn send_h1_fresh(
+    mut conn: http1::SendRequest<Spliced>,
+    target: &Target,
+    req: Request<Spliced>,
+) -> Result<Response<Body>, Error> {
+    let resp = conn
+        .send_request(target.h1(req))
+        .await
+        .map_err(Error::Http)?;
+    Ok(Body::pooled(resp, conn, &target.origin))
 }
 
 /// A new connection, by the protocol the upstream chose.
