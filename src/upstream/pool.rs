@@ -19,7 +19,7 @@ use http::{Request, Response, Uri};
 use http_body::{Body as _, Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper::client::conn::{http1, http2};
-use hyper_rustls::HttpsConnector;
+use hyper_rustls::{HttpsConnector, MaybeHttpsStream};
 use hyper_util::client::legacy::connect::{Connection, HttpConnector};
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use std::fmt;
@@ -348,11 +348,25 @@ impl Client {
                 return Err(Error::Connect(e));
             }
         };
-        let h2 = io.connected().is_negotiated_h2();
-        let io = CountedIo::new(io, self.pool.clone());
         if !origin.reaping.swap(true, Ordering::Relaxed) {
             tokio::spawn(reap(Arc::downgrade(origin)));
         }
+        // The stream lives inline in its connection's task. A TLS session is about a
+        // kilobyte: boxed, so that plain-TCP connections don't each carry its room.
+        let h2 = io.connected().is_negotiated_h2();
+        match io {
+            MaybeHttpsStream::Http(tcp) => self.handshake(origin, tcp, h2).await,
+            MaybeHttpsStream::Https(tls) => self.handshake(origin, Box::new(tls), h2).await,
+        }
+    }
+
+    /// Starts HTTP/2 (when the server chose it by ALPN) or HTTP/1 on a new
+    /// connection, and spawns the connection's task.
+    async fn handshake<I>(&self, origin: &Origin, io: I, h2: bool) -> Result<Fresh, Error>
+    where
+        I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    {
+        let io = CountedIo::new(io, self.pool.clone());
         if h2 {
             let (conn, task) = self.h2.handshake(io).await.map_err(Error::Http)?;
             tokio::spawn(async move {
