@@ -2,7 +2,8 @@
 //! trusted through `SSL_CERT_FILE`, the upstream is reached by DNS name and by IP
 //! address (both checked against the certificate's SANs), and a server whose
 //! certificate names another host is refused with a 502. An upstream that picks
-//! HTTP/2 by ALPN gets every request, concurrent ones included, on one connection.
+//! HTTP/2 by ALPN gets every request, concurrent ones included, on one connection;
+//! when it closes that connection, a burst of requests replaces it with one dial.
 
 mod common;
 use common::*;
@@ -17,8 +18,11 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 use tokio_rustls::rustls;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use tokio_rustls::TlsAcceptor;
@@ -50,12 +54,17 @@ fn self_signed(names: &[&str]) -> Identity {
     }
 }
 
-/// An HTTP/1.1-over-TLS upstream on 127.0.0.1:0 that answers
+/// An HTTP/1.1- or HTTP/2-over-TLS upstream on 127.0.0.1:0 that answers
 /// POST /v1/chat/completions with a completion echoing the request's model and
 /// records every request it answers.
 struct TlsUpstream {
     addr: SocketAddr,
     seen: Arc<Mutex<Vec<Seen>>>,
+    /// TLS handshakes completed: the connections it has served.
+    accepted: Arc<AtomicUsize>,
+    /// Sending on it makes every HTTP/2 connection open at that moment say GOAWAY
+    /// and close once its streams are done.
+    hang_up: watch::Sender<()>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -82,6 +91,10 @@ impl TlsUpstream {
         let addr = listener.local_addr().unwrap();
         let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
         let record = seen.clone();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let count = accepted.clone();
+        let hang_up = watch::Sender::new(());
+        let hung_up = hang_up.clone();
         let task = tokio::spawn(async move {
             loop {
                 let Ok((tcp, _)) = listener.accept().await else {
@@ -89,24 +102,39 @@ impl TlsUpstream {
                 };
                 let acceptor = acceptor.clone();
                 let record = record.clone();
+                let count = count.clone();
+                // Subscribed now, so it hears only hang-ups that come later.
+                let mut hung_up = hung_up.subscribe();
                 tokio::spawn(async move {
                     // A client that rejects the certificate aborts the handshake here.
                     let Ok(tls) = acceptor.accept(tcp).await else {
                         return;
                     };
+                    count.fetch_add(1, Ordering::Relaxed);
                     let service = service_fn(move |req| answer(req, record.clone()));
                     let io = TokioIo::new(tls);
-                    let _ = if h2 {
-                        http2::Builder::new(TokioExecutor::new())
-                            .serve_connection(io, service)
-                            .await
-                    } else {
-                        http1::Builder::new().serve_connection(io, service).await
-                    };
+                    if !h2 {
+                        let _ = http1::Builder::new().serve_connection(io, service).await;
+                        return;
+                    }
+                    let conn =
+                        http2::Builder::new(TokioExecutor::new()).serve_connection(io, service);
+                    tokio::pin!(conn);
+                    tokio::select! {
+                        _ = conn.as_mut() => return,
+                        _ = hung_up.changed() => conn.as_mut().graceful_shutdown(),
+                    }
+                    let _ = conn.await;
                 });
             }
         });
-        TlsUpstream { addr, seen, task }
+        TlsUpstream {
+            addr,
+            seen,
+            accepted,
+            hang_up,
+            task,
+        }
     }
 
     fn port(&self) -> u16 {
@@ -115,6 +143,16 @@ impl TlsUpstream {
 
     fn seen(&self) -> Vec<Seen> {
         self.seen.lock().unwrap().clone()
+    }
+
+    fn accepted(&self) -> usize {
+        self.accepted.load(Ordering::Relaxed)
+    }
+
+    /// Closes every HTTP/2 connection open now, as a server does when it restarts
+    /// or rotates its connections: GOAWAY, then the close once no stream is left.
+    fn hang_up(&self) {
+        self.hang_up.send_replace(());
     }
 }
 
@@ -176,37 +214,76 @@ async fn answer(
     Ok(resp)
 }
 
-/// Removes the trust file when the test ends, pass or fail.
-struct TempFile(PathBuf);
+/// The certificates the tests here trust. `SSL_CERT_FILE` is one variable for the
+/// whole process, so the tests share one trust file, made once.
+struct Trust {
+    /// Names `localhost` and 127.0.0.1, as the upstreams are reached.
+    good: Identity,
+    /// Trusted too, but names another host.
+    wrong: Identity,
+    /// The file `SSL_CERT_FILE` names, holding both certificates.
+    path: PathBuf,
+    /// Tests holding the file now; the last one to end removes it.
+    holders: Mutex<usize>,
+}
 
-impl Drop for TempFile {
+/// The trust file in place for as long as this lives, pass or fail.
+struct Trusted(&'static Trust);
+
+/// Sets `SSL_CERT_FILE` once for the process, and writes the file it names unless
+/// another test holds it already. Each test calls this before anything else, so
+/// the variable is set before any sluice exists, and so before any thread that
+/// could read the environment at the same time: the first caller sets it while
+/// any other test waits here. sluice reads `SSL_CERT_FILE` once, when `App::new`
+/// builds the upstream client inside `Sluice::start`.
+fn trusted() -> Trusted {
+    static TRUST: OnceLock<Trust> = OnceLock::new();
+    let trust = TRUST.get_or_init(|| {
+        let path =
+            std::env::temp_dir().join(format!("sluice-https-test-{}.pem", std::process::id()));
+        std::env::set_var("SSL_CERT_FILE", &path);
+        Trust {
+            good: self_signed(&["localhost", "127.0.0.1"]),
+            wrong: self_signed(&["other.example"]),
+            path,
+            holders: Mutex::new(0),
+        }
+    });
+    let mut holders = holders(trust);
+    if *holders == 0 {
+        let pem = format!("{}{}", trust.good.cert_pem, trust.wrong.cert_pem);
+        std::fs::write(&trust.path, pem).unwrap();
+    }
+    *holders += 1;
+    Trusted(trust)
+}
+
+/// The count of holders (a test that panicked while holding it changed nothing).
+fn holders(trust: &Trust) -> MutexGuard<'_, usize> {
+    trust.holders.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Drop for Trusted {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
+        let mut holders = holders(self.0);
+        *holders -= 1;
+        if *holders == 0 {
+            let _ = std::fs::remove_file(&self.0.path);
+        }
     }
 }
 
 #[tokio::test]
 async fn https_upstream_through_rustls_with_ssl_cert_file() {
-    let good = self_signed(&["localhost", "127.0.0.1"]);
-    let wrong = self_signed(&["other.example"]);
-
     // Both certificates are trusted, so the only thing wrong with the second server
     // is that its certificate names another host: the refusal below comes from the
     // name check, not from an unknown issuer.
-    let pem_path =
-        std::env::temp_dir().join(format!("sluice-https-test-{}.pem", std::process::id()));
-    std::fs::write(&pem_path, format!("{}{}", good.cert_pem, wrong.cert_pem)).unwrap();
-    let _cleanup = TempFile(pem_path.clone());
-    // Setting the environment is safe here: this file is its own test binary with
-    // this single test, so no other test shares the process, and `#[tokio::test]`
-    // runs on a current-thread runtime, so no other thread exists yet that could
-    // read the environment at the same time. sluice reads SSL_CERT_FILE once, when
-    // `App::new` builds the upstream client inside `Sluice::start` below.
-    std::env::set_var("SSL_CERT_FILE", &pem_path);
+    let trust = trusted();
+    let (good, wrong) = (&trust.0.good, &trust.0.wrong);
 
-    let up = TlsUpstream::start(&good, false).await;
-    let imposter = TlsUpstream::start(&wrong, false).await;
-    let up2 = TlsUpstream::start(&good, true).await;
+    let up = TlsUpstream::start(good, false).await;
+    let imposter = TlsUpstream::start(wrong, false).await;
+    let up2 = TlsUpstream::start(good, true).await;
 
     let s = Sluice::start(&format!(
         r#"
@@ -287,6 +364,71 @@ router_settings: {{num_retries: 0}}
     assert!(seen.iter().all(|s| s.version == http::Version::HTTP_2));
     assert!(seen.iter().all(|s| s.path == "/v1/chat/completions"));
     assert_eq!(seen[0].body, chat("secure-model-h2").as_bytes());
+
+    s.shutdown().await;
+}
+
+/// When the upstream closes the shared HTTP/2 connection, sluice dials a new one,
+/// and a burst of requests that all find the connection gone dials it once: one
+/// request dials while the others wait for its connection and share it, rather
+/// than each opening a connection that is dropped again as soon as the next one
+/// takes its place as the shared one.
+#[tokio::test]
+async fn a_closed_http2_connection_is_replaced_by_one_dial() {
+    let trust = trusted();
+    let up = TlsUpstream::start(&trust.0.good, true).await;
+    let s = Sluice::start(&format!(
+        r#"
+model_list:
+  - model_name: h2
+    litellm_params: {{model: openai/h2-model, api_base: "https://localhost:{port}/v1", api_key: k}}
+router_settings: {{num_retries: 0}}
+"#,
+        port = up.port(),
+    ))
+    .await;
+    let url = format!("{}/v1/chat/completions", s.url());
+    let gauge = |name: &'static str| {
+        let s = &s;
+        async move { metric(&scrape(s).await, name, &[]) }
+    };
+
+    // The first request opens the shared connection.
+    let r = post(&url, &chat("h2")).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(up.accepted(), 1);
+    assert_eq!(gauge("sluice_upstream_connections_open").await, 1.0);
+
+    // The upstream closes it. Once the connection is gone on sluice's side too (its
+    // count of open upstream connections drops to 0), the next request cannot use
+    // it and must dial.
+    up.hang_up();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while gauge("sluice_upstream_connections_open").await != 0.0 {
+        assert!(
+            Instant::now() < deadline,
+            "sluice still counts the closed connection as open"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    // A burst arrives to find no connection: exactly one new one serves it all.
+    let before = gauge("sluice_upstream_connections_opened_total").await;
+    let burst = (0..16).map(|_| {
+        let url = url.clone();
+        tokio::spawn(async move { post(&url, &chat("h2")).await })
+    });
+    for r in futures_util::future::join_all(burst).await {
+        let r = r.unwrap();
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        assert_eq!(r.json()["model"], "h2-model");
+    }
+    let opened = gauge("sluice_upstream_connections_opened_total").await - before;
+    assert_eq!(opened, 1.0, "connections sluice opened for the burst");
+    assert_eq!(up.accepted(), 2, "connections the upstream accepted in all");
+    let seen = up.seen();
+    assert_eq!(seen.len(), 17, "{seen:?}");
+    assert!(seen.iter().all(|s| s.version == http::Version::HTTP_2));
 
     s.shutdown().await;
 }
