@@ -2,11 +2,13 @@
 //! with the webpki roots), its connection pool, and per-provider URL and header
 //! building.
 
+mod body;
 mod counted;
 mod pool;
 pub mod provider;
 
-pub use pool::{Body, Client, Error, Origin, Target};
+pub use body::Body;
+pub use pool::{Client, Error, Origin, Target};
 pub use provider::Endpoint;
 
 use crate::metrics::PoolMetrics;

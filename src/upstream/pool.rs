@@ -9,24 +9,20 @@
 //! connection coming back, which would leave a spare connection behind each time
 //! the other side won.
 
+use super::body::Body;
 use super::counted::CountedIo;
 use crate::body::Spliced;
 use crate::metrics::PoolMetrics;
-use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::uri::{PathAndQuery, Scheme};
 use http::{Request, Response, Uri};
-use http_body::{Body as _, Frame, SizeHint};
-use hyper::body::Incoming;
 use hyper::client::conn::{http1, http2};
 use hyper_rustls::{HttpsConnector, MaybeHttpsStream};
 use hyper_util::client::legacy::connect::{Connection, HttpConnector};
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use std::fmt;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
-use std::task::{ready, Context, Poll};
 use std::time::{Duration, Instant};
 use tower_service::Service;
 
@@ -121,7 +117,7 @@ impl Origin {
     }
 
     /// Puts a connection whose answer has ended back.
-    fn checkin(&self, conn: http1::SendRequest<Spliced>) {
+    pub(super) fn checkin(&self, conn: http1::SendRequest<Spliced>) {
         let since = Instant::now();
         let mut idle = lock(&self.idle);
         idle.push(Idle { conn, since });
@@ -202,6 +198,14 @@ impl Target {
             url,
             origin,
         }
+    }
+
+    /// `req` as an HTTP/1 request to this target.
+    fn h1(&self, mut req: Request<Spliced>) -> Request<Spliced> {
+        *req.uri_mut() = self.path.clone();
+        req.headers_mut()
+            .insert(header::HOST, self.origin.host.clone());
+        req
     }
 }
 
@@ -331,7 +335,7 @@ impl Client {
         *req.uri_mut() = target.url.clone();
         conn.ready().await.map_err(Error::Http)?;
         let resp = conn.send_request(req).await.map_err(Error::Http)?;
-        Ok(resp.map(|inner| Body { inner, back: None }))
+        Ok(Body::shared(resp))
     }
 
     /// Dials a new connection to `origin` and starts its task.
@@ -369,33 +373,15 @@ impl Client {
         let io = CountedIo::new(io, self.pool.clone());
         if h2 {
             let (conn, task) = self.h2.handshake(io).await.map_err(Error::Http)?;
-            tokio::spawn(async move {
-                if let Err(e) = task.await {
-                    tracing::debug!(error = %e, "upstream HTTP/2 connection failed");
-                }
-            });
+            drive(task, "upstream HTTP/2 connection failed");
             *lock(&origin.h2) = Some(conn.clone());
             origin.speaks_h2.store(true, Ordering::Relaxed);
             Ok(Fresh::Http2(conn))
         } else {
             let (conn, task) = self.h1.handshake(io).await.map_err(Error::Http)?;
-            tokio::spawn(async move {
-                if let Err(e) = task.await {
-                    tracing::debug!(error = %e, "upstream connection failed");
-                }
-            });
+            drive(task, "upstream connection failed");
             Ok(Fresh::Http1(conn))
         }
-    }
-}
-
-impl Target {
-    /// `req` as an HTTP/1 request to this target.
-    fn h1(&self, mut req: Request<Spliced>) -> Request<Spliced> {
-        *req.uri_mut() = self.path.clone();
-        req.headers_mut()
-            .insert(header::HOST, self.origin.host.clone());
-        req
     }
 }
 
@@ -412,73 +398,22 @@ async fn send_h1_fresh(
     Ok(Body::pooled(resp, conn, &target.origin))
 }
 
+/// Runs a new connection's task until the connection closes.
+fn drive<F>(task: F, failed: &'static str)
+where
+    F: std::future::Future<Output = Result<(), hyper::Error>> + Send + 'static,
+{
+    tokio::spawn(async move {
+        if let Err(e) = task.await {
+            tracing::debug!(error = %e, "{failed}");
+        }
+    });
+}
+
 /// A new connection, by the protocol the upstream chose.
 enum Fresh {
     Http1(http1::SendRequest<Spliced>),
     Http2(http2::SendRequest<Spliced>),
-}
-
-/// An upstream answer's body. An HTTP/1 connection goes back to its origin as soon
-/// as the body has ended; one dropped before its end is closed.
-pub struct Body {
-    inner: Incoming,
-    /// The connection to give back, and where.
-    back: Option<(http1::SendRequest<Spliced>, Arc<Origin>)>,
-}
-
-impl Body {
-    fn pooled(
-        resp: Response<Incoming>,
-        conn: http1::SendRequest<Spliced>,
-        origin: &Arc<Origin>,
-    ) -> Response<Body> {
-        let back = Some((conn, origin.clone()));
-        resp.map(|inner| Body { inner, back })
-    }
-
-    /// Returns the connection to its origin.
-    fn release(&mut self) {
-        if let Some((conn, origin)) = self.back.take() {
-            origin.checkin(conn);
-        }
-    }
-}
-
-impl http_body::Body for Body {
-    type Data = Bytes;
-    type Error = hyper::Error;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        let this = self.get_mut();
-        let frame = ready!(Pin::new(&mut this.inner).poll_frame(cx));
-        match &frame {
-            Some(Ok(_)) if !this.inner.is_end_stream() => {}
-            Some(Ok(_)) | None => this.release(),
-            // The connection is broken: let it close.
-            Some(Err(_)) => this.back = None,
-        }
-        Poll::Ready(frame)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
-    }
-}
-
-impl Drop for Body {
-    fn drop(&mut self) {
-        // An empty body nobody polled has still ended.
-        if self.inner.is_end_stream() {
-            self.release();
-        }
-    }
 }
 
 #[cfg(test)]
