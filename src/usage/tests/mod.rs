@@ -430,3 +430,21 @@ fn truncated_body_estimates() {
     let mid = &full[..full.windows(5).position(|w| w == b"world").unwrap() + 2];
     assert_eq!(every_split(mid, true), (estimated(2), mid.len() as u64, 2));
 }
+
+#[test]
+fn the_last_usage_key_is_found_by_its_g() {
+    // Each: haystack, start of the last `"usage"` in it.
+    for (hay, at) in [
+        (&br#""usage""#[..], Some(0)),
+        (br#"gg"usage"gg"#, Some(2)),
+        (br#""usage":{},"usage":1,"fingerprint":"g""#, Some(11)),
+        (br#""usage"usage""#, Some(6)),
+        (br#""usage"#, None),
+        (br#"usage""#, None),
+        (br#""usaGe""#, None),
+        (b"ggg", None),
+        (b"", None),
+    ] {
+        assert_eq!(rfind_key(hay), at, "{}", String::from_utf8_lossy(hay));
+    }
+}
