@@ -3,7 +3,7 @@
 //! the deployment down) and try again, on a deployment not tried yet while one is
 //! usable; only when none is does the loop back off before retrying.
 
-use super::headers::{strip_hop_by_hop, Trace};
+use super::headers::{self, strip_hop_by_hop, Trace};
 use super::Ask;
 use crate::body::{self, ProxyBody, Spliced, Tracked};
 use crate::clock;
@@ -15,7 +15,7 @@ use crate::request::Parsed;
 use crate::router::pick::{self, Pick};
 use crate::state::{App, Deployment, Snapshot};
 use crate::upstream::{self, Endpoint};
-use http::header::{self, HeaderValue};
+use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -309,6 +309,10 @@ impl Call<'_> {
     fn build(&self, dep: &Deployment) -> Request<Spliced> {
         let mut r = Request::new(self.req.spliced(&dep.model_json));
         *r.method_mut() = Method::POST;
+        // HTTP/1 connections keep this map once the request is written and read the
+        // answer's headers into it: sized here, it takes those and the ones sluice adds
+        // without growing (one allocation instead of three).
+        *r.headers_mut() = HeaderMap::with_capacity(headers::ANSWER_CAPACITY);
         let h = r.headers_mut();
         h.insert(
             header::CONTENT_TYPE,

@@ -21,6 +21,10 @@ const CALL_ID: HeaderName = HeaderName::from_static("x-litellm-call-id");
 const VERSION: HeaderName = HeaderName::from_static("x-litellm-version");
 /// Headers `decorate` may add: the nine above and four `x-ratelimit-*`.
 const ADDED: usize = 13;
+/// Headers an answer's map is made ready for: [`ADDED`] and up to 11 of the upstream's
+/// (the fake upstream sends 4; OpenAI about 20, for which the map grows once). 24 is
+/// a size `HeaderMap` has anyway: its next smaller one holds 12.
+pub const ANSWER_CAPACITY: usize = 24;
 
 /// What the response headers report about the call.
 pub struct Trace {
