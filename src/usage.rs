@@ -213,9 +213,9 @@ fn find_usage(tail: &[u8], cut: bool) -> Option<Usage> {
 }
 
 /// Where the last `"usage"` in `hay` starts. Candidates are the places of its rarest
-/// letter, `g`, found from the end by the vectorised `memrchr`: a reverse substring
-/// search (`memmem::FinderRev`) goes byte by byte and took twice the instructions of
-/// the whole usage read on a typical answer (`perf/instructions.sh`).
+/// letter, `g`, found from the end by the vectorised `memrchr`. A reverse substring
+/// search (`memmem::FinderRev`) goes byte by byte: on the fake upstream's answer it
+/// took about 430 instructions where this takes about 70 (callgrind).
 fn rfind_key(hay: &[u8]) -> Option<usize> {
     const G: usize = 4; // `"usage"[G] == b'g'`
     memchr::memrchr_iter(b'g', hay)
