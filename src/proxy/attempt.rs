@@ -311,7 +311,7 @@ impl Call<'_> {
         *r.method_mut() = Method::POST;
         // HTTP/1 connections keep this map once the request is written and read the
         // answer's headers into it: sized here, it takes those and the ones sluice adds
-        // without growing (one allocation instead of three).
+        // without growing (made once at its final size, not made small and grown).
         *r.headers_mut() = HeaderMap::with_capacity(headers::ANSWER_CAPACITY);
         let h = r.headers_mut();
         h.insert(
