@@ -31,6 +31,13 @@ YAML
   sluice=$(wait_url "$work/sluice.err")
 }
 
+ticks() { # pids... -> user + system clock ticks the processes have used so far, summed
+  for p in "$@"; do awk '{print $14 + $15}' "/proc/$p/stat"; done | awk '{t += $1} END {print t + 0}'
+}
+median() { # numbers on stdin, one a line -> their median ("-" when they are "-")
+  sort -g | awk '{v[NR] = $1} END {if (v[1] == "-") print "-"; else print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'
+}
+
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
 # Starts nginx as a reverse proxy (proxy_pass with upstream keep-alive, one worker

@@ -14,7 +14,6 @@ SLICE=${1:-3}; ROUNDS=${2:-10}; CONNS=${3:-50}
 . perf/lib.sh
 start_all_proxies
 hz=$(getconf CLK_TCK)
-ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 slice() { # url pid -> "requests ticks" of one wrk slice
   local t0; t0=$(ticks "$2")
   local n; n=$(wrk -t1 -c"$CONNS" -d"${SLICE}s" -s perf/chat.lua "$1/v1/chat/completions" |
@@ -42,8 +41,7 @@ for i in $(seq "$ROUNDS"); do
   awk -v i="$i" -v o="$order" -v p="$p" -v s="$s" -v d="$SLICE" -v f="$fmt" \
     'BEGIN {printf f, i, o, int(p / d), int(s / d), sprintf("%.2f", s / p)}'
 done
-median=$(awk '{print $3 / $1}' "$work/rounds" | sort -g |
-  awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}')
+median=$(awk '{print $3 / $1}' "$work/rounds" | median)
 printf "median of the rounds' sluice/passthrough: %.2f\n" "$median"
 awk -v hz="$hz" '
   {p += $1; pt += $2; s += $3; st += $4}

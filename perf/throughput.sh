@@ -15,9 +15,6 @@ DUR=${1:-10}; CONNS=${2:-50}; RUNS=${3:-3}
 start_all_proxies
 hz=$(getconf CLK_TCK)
 
-ticks() { # pids... -> user + system clock ticks used so far, summed
-  for p in "$@"; do awk '{print $14 + $15}' "/proc/$p/stat"; done | awk '{t += $1} END {print t + 0}'
-}
 rps() { # url [pids...] -> "requests/s microseconds-of-CPU-per-request" from one wrk run, or "- -"
   [ -n "$1" ] || { echo - -; return; }
   local url=$1; shift
@@ -38,7 +35,6 @@ fmt='%-6s %10s %11s %10s %10s %7s %7s %8s\n'
 cfmt='%-6s %11s %10s %10s %11s\n'
 printf "$fmt" run direct passthrough nginx sluice s/pass s/nginx s/direct
 row() { printf "$fmt" "$1" "$2" "$3" "$4" "$5" "$(ratio "$5" "$3")" "$(ratio "$5" "$4")" "$(ratio "$5" "$2")"; }
-median() { sort -g | awk '{v[NR] = $1} END {if (v[1] == "-") print "-"; else print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
 for i in $(seq "$RUNS"); do
   read -r d _ <<<"$(rps "$fake")"
   read -r p pc <<<"$(rps "$pass" "$pass_pid")"
