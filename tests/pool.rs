@@ -1,15 +1,15 @@
 //! The upstream connection pool: connections are reused once an answer has ended,
 //! concurrent requests each get their own and no spare ones are left behind, and
 //! an idle connection the upstream closed (or said it would close) is never used
-//! for a request.
+//! for a request, and a request whose client leaves closes its upstream connection.
 
 mod common;
 use common::*;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::AsyncWriteExt;
-use tokio::net::TcpListener;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
 
 fn config(url: &str) -> String {
     format!(
@@ -117,4 +117,38 @@ async fn closed_idle_connections_are_never_used() {
         assert_eq!(accepted.load(Ordering::SeqCst), 5);
         assert_eq!(opened(&s).await, 5.0);
     }
+}
+
+/// When the client goes away before the answer, the upstream sees its connection
+/// close (so a provider can stop generating) and the connection is not pooled.
+#[tokio::test]
+async fn a_client_leaving_closes_the_upstream_connection() {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let up = format!("http://{}", l.local_addr().unwrap());
+    let (got_request, mut request_seen) = tokio::sync::mpsc::channel(1);
+    let (saw_close, mut close_seen) = tokio::sync::mpsc::channel(1);
+    tokio::spawn(async move {
+        let (mut c, _) = l.accept().await.unwrap();
+        read_request(&mut c).await;
+        got_request.send(()).await.unwrap();
+        // Never answer; wait for the end of the connection.
+        let mut buf = [0u8; 64];
+        let n = c.read(&mut buf).await.unwrap_or(0);
+        saw_close.send(n).await.unwrap();
+    });
+    let s = Sluice::start(&config(&up)).await;
+    let mut client = TcpStream::connect(s.addr).await.unwrap();
+    let body = chat("m");
+    let head = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    client.write_all(head.as_bytes()).await.unwrap();
+    request_seen.recv().await.unwrap();
+    drop(client);
+    let read = tokio::time::timeout(Duration::from_secs(10), close_seen.recv())
+        .await
+        .expect("the upstream connection stayed open after the client left");
+    assert_eq!(read, Some(0), "the upstream read end-of-stream, not data");
+    assert_eq!(idle(&s), 0);
 }
