@@ -4,33 +4,45 @@
 # proxy process (the raw_syscalls tracepoint, so run as root or with
 # perf_event_paranoid <= 1), and user and system CPU time from /proc. Counting every
 # system call slows both proxies, so read the counts, not the req/s.
-# Usage: perf/syscalls.sh [duration_s=10] [connections=50] [runs=2]
+# With RATE set, the load is instead oha at that fixed rate (open loop), where the
+# proxies' threads sleep between requests and each wake-up shows.
+# Usage: [RATE=1000] perf/syscalls.sh [duration_s=10] [connections=50] [runs=2];
+# SLUICE_BIN picks another sluice binary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-DUR=${1:-10}; CONNS=${2:-50}; RUNS=${3:-2}
+DUR=${1:-10}; CONNS=${2:-50}; RUNS=${3:-2}; RATE=${RATE:-}
 command -v perf >/dev/null || { echo "needs perf (apt-get install linux-perf)"; exit 1; }
+[ -z "$RATE" ] || command -v oha >/dev/null || { echo "needs oha (cargo install --locked oha)"; exit 1; }
+[ -z "$RATE" ] || command -v jq >/dev/null || { echo "needs jq (apt-get install jq)"; exit 1; }
 . perf/lib.sh
 start_all_proxies
 hz=$(getconf CLK_TCK)
-for u in "$pass" "$sluice"; do # warm-up
-  wrk -t1 -c"$CONNS" -d2s -s perf/chat.lua "$u/v1/chat/completions" >/dev/null
-done
+body='{"model":"fake-gpt","messages":[{"role":"user","content":"Say hello in five words."}]}'
+load() { # url secs -> requests answered
+  if [ -n "$RATE" ]; then
+    oha --no-tui --output-format json -z "${2}s" -q "$RATE" -c "$CONNS" -m POST \
+      -T application/json -d "$body" "$1/v1/chat/completions" | jq '[.statusCodeDistribution[]] | add'
+  else
+    wrk -t1 -c"$CONNS" -d"${2}s" -s perf/chat.lua "$1/v1/chat/completions" | awk '/requests in/ {print $1}'
+  fi
+}
+for u in "$pass" "$sluice"; do load "$u" 2 >/dev/null; done # warm-up
 
-echo "wrk -t1 -c$CONNS -d${DUR}s, $(nproc) cores, $(date -u +%F), commit $(git describe --always --dirty 2>/dev/null || echo '?')"
+echo "$([ -n "$RATE" ] && echo "oha -q $RATE" || echo "wrk -t1") -c$CONNS -d${DUR}s, $(nproc) cores, $(date -u +%F), commit $(git describe --always --dirty 2>/dev/null || echo '?')"
 fmt='%-12s %9s %13s %12s %13s %13s\n'
 printf "$fmt" proxy req/s syscalls/req ctxsw/req user_µs/req sys_µs/req
 measure() { # name url pid -> one row
-  local name=$1 url=$2 pid=$3 u0 s0 u1 s1 r
+  local name=$1 url=$2 pid=$3 u0 s0 u1 s1 n
   read -r u0 s0 < <(awk '{print $14, $15}' "/proc/$pid/stat")
   perf stat -x, -e raw_syscalls:sys_enter,context-switches -p "$pid" -o "$work/perf.$name" \
     -- sleep "$DUR" &
   local counting=$!
-  r=$(wrk -t1 -c"$CONNS" -d"${DUR}s" -s perf/chat.lua "$url/v1/chat/completions" | awk '/^Requests\/sec/ {print $2}')
+  n=$(load "$url" "$DUR")
   wait "$counting"
   read -r u1 s1 < <(awk '{print $14, $15}' "/proc/$pid/stat")
-  awk -F, -v name="$name" -v r="$r" -v d="$DUR" -v u=$((u1 - u0)) -v s=$((s1 - s0)) -v hz="$hz" -v fmt="$fmt" '
+  awk -F, -v name="$name" -v n="$n" -v d="$DUR" -v u=$((u1 - u0)) -v s=$((s1 - s0)) -v hz="$hz" -v fmt="$fmt" '
     /raw_syscalls:sys_enter/ {sc = $1} /context-switches/ {cs = $1}
-    END {n = r * d; printf fmt, name, int(r), sprintf("%.2f", sc / n), sprintf("%.3f", cs / n),
+    END {printf fmt, name, int(n / d), sprintf("%.2f", sc / n), sprintf("%.3f", cs / n),
          sprintf("%.1f", u / hz * 1e6 / n), sprintf("%.1f", s / hz * 1e6 / n)}' "$work/perf.$name"
 }
 for _ in $(seq "$RUNS"); do

@@ -13,6 +13,7 @@ pub mod error;
 pub mod fake;
 pub mod health;
 pub mod info;
+pub mod inline_wake;
 pub mod limiter;
 pub mod metrics;
 pub mod mock;

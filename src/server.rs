@@ -6,6 +6,7 @@
 //! auto builder reads those bytes instead and replays them into hyper's read
 //! buffer, which makes that buffer grow from 8 KB to 16 KB on every connection.)
 
+use crate::inline_wake::inline_wakes;
 use crate::routes;
 use crate::state::App;
 use hyper::server::conn::{http1, http2};
@@ -76,7 +77,7 @@ pub async fn run(
                 let builders = builders.clone();
                 let watcher = graceful.watcher();
                 let mut stopping = stopping.clone();
-                tokio::spawn(async move {
+                tokio::spawn(inline_wakes(async move {
                     let proto = tokio::select! {
                         p = tokio::time::timeout(HEADER_READ_TIMEOUT, sniff(&stream)) => p,
                         _ = stopping.changed() => return,
@@ -93,7 +94,7 @@ pub async fn run(
                     if let Err(e) = served {
                         tracing::debug!(error = %e, "connection ended with an error");
                     }
-                });
+                }));
             }
             _ = &mut shutdown => break,
         }
