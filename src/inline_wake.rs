@@ -5,9 +5,9 @@
 //! back of its worker's run queue and an idle worker thread is woken (a futex or
 //! eventfd write) to steal it. hyper's HTTP/1 server wakes its own connection each
 //! time a handler starts reading a request body (the "body is wanted" signal), so
-//! every request with a body paid for a thread wake-up, and the request often
-//! moved to the other thread halfway through. Answered inline, such a wake-up
-//! costs one more poll on the same thread.
+//! whenever a worker was idle, as at a moderate load, every request with a body
+//! woke it, and the request often moved to that thread halfway through. Answered
+//! inline, such a wake-up costs one more poll on the same thread.
 
 use std::future::{poll_fn, Future};
 use std::pin::pin;

@@ -77,6 +77,8 @@ pub async fn run(
                 let builders = builders.clone();
                 let watcher = graceful.watcher();
                 let mut stopping = stopping.clone();
+                // hyper wakes a connection's task from inside it once a request:
+                // answered inline, that wake-up does not rouse another worker thread.
                 tokio::spawn(inline_wakes(async move {
                     let proto = tokio::select! {
                         p = tokio::time::timeout(HEADER_READ_TIMEOUT, sniff(&stream)) => p,
