@@ -22,7 +22,6 @@ model_list:
   - model_name: fake-gpt
     litellm_params: {model: openai/fake-upstream, api_base: "$fake/v1", api_key: k}
 YAML
-body='{"model":"fake-gpt","messages":[{"role":"user","content":"Say hello in five words."}]}'
 
 total() { # name requests command... -> instructions for start-up plus that many requests
   local name=$1 n=$2; shift 2

@@ -8,6 +8,9 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
 trap cleanup EXIT
 
+# The chat request the scripts driving oha send (wrk sends chat.lua's).
+body='{"model":"fake-gpt","messages":[{"role":"user","content":"Say hello in five words."}]}'
+
 wait_url() { # file -> first http://127.0.0.1:port printed in it
   for _ in $(seq 100); do grep -q 'http://' "$1" 2>/dev/null && break; sleep 0.1; done
   grep -o 'http://127.0.0.1:[0-9]*' "$1" | head -1

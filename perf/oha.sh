@@ -16,7 +16,6 @@ PERF_NO_WRK=1
 . perf/lib.sh
 start_all_proxies
 
-body='{"model":"fake-gpt","messages":[{"role":"user","content":"Say hello in five words."}]}'
 shoot() { # url rate secs -> oha JSON
   oha --no-tui --output-format json -z "${3}s" -q "$2" --latency-correction -c "$CONNS" \
     -m POST -T application/json -H 'Authorization: Bearer sk-1234' -d "$body" \

@@ -17,7 +17,6 @@ command -v perf >/dev/null || { echo "needs perf (apt-get install linux-perf)"; 
 . perf/lib.sh
 start_all_proxies
 hz=$(getconf CLK_TCK)
-body='{"model":"fake-gpt","messages":[{"role":"user","content":"Say hello in five words."}]}'
 load() { # url secs -> requests answered
   if [ -n "$RATE" ]; then
     oha --no-tui --output-format json -z "${2}s" -q "$RATE" -c "$CONNS" -m POST \
