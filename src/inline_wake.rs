@@ -9,10 +9,11 @@
 //! woke it, and the request often moved to that thread halfway through. Answered
 //! inline, such a wake-up costs one more poll on the same thread.
 
+use futures_util::task::AtomicWaker;
 use std::future::{poll_fn, Future};
 use std::pin::pin;
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 
 /// How many times in a row a future that keeps waking itself is polled again
@@ -31,7 +32,7 @@ const WOKEN: u8 = 2;
 struct Shared {
     state: AtomicU8,
     /// The waker of the task that runs the future, as of its latest poll.
-    task: Mutex<Option<Waker>>,
+    task: AtomicWaker,
 }
 
 impl Wake for Shared {
@@ -45,12 +46,7 @@ impl Wake for Shared {
             .compare_exchange(POLLING, WOKEN, Ordering::AcqRel, Ordering::Acquire)
         {
             Ok(_) | Err(WOKEN) => {}
-            Err(_) => {
-                let task = self.task.lock().unwrap_or_else(|e| e.into_inner());
-                if let Some(w) = &*task {
-                    w.wake_by_ref();
-                }
-            }
+            Err(_) => self.task.wake(),
         }
     }
 }
@@ -61,16 +57,11 @@ pub async fn inline_wakes<F: Future>(fut: F) -> F::Output {
     let mut fut = pin!(fut);
     let shared = Arc::new(Shared {
         state: AtomicU8::new(IDLE),
-        task: Mutex::new(None),
+        task: AtomicWaker::new(),
     });
     let waker = Waker::from(shared.clone());
     poll_fn(|cx| {
-        {
-            let mut task = shared.task.lock().unwrap_or_else(|e| e.into_inner());
-            if !task.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
-                *task = Some(cx.waker().clone());
-            }
-        }
+        shared.task.register(cx.waker());
         let mut inner = Context::from_waker(&waker);
         for _ in 0..MAX_INLINE_POLLS {
             shared.state.store(POLLING, Ordering::Release);
