@@ -11,6 +11,13 @@ trap cleanup EXIT
 # The chat request the scripts driving oha send (wrk sends chat.lua's).
 body='{"model":"fake-gpt","messages":[{"role":"user","content":"Say hello in five words."}]}'
 
+shoot() { # url rate secs -> oha's JSON report of the chat request at that fixed rate
+  oha --no-tui --output-format json -z "${3}s" -q "$2" --latency-correction -c "${CONNS:-50}" \
+    -m POST -T application/json -H 'Authorization: Bearer sk-1234' -d "$body" \
+    "$1/v1/chat/completions"
+}
+ms() { jq -r "(.latencyPercentiles.$2 // 0) * 1000" "$1"; } # oha JSON, percentile key -> ms
+
 wait_url() { # file -> first http://127.0.0.1:port printed in it
   for _ in $(seq 100); do grep -q 'http://' "$1" 2>/dev/null && break; sleep 0.1; done
   grep -o 'http://127.0.0.1:[0-9]*' "$1" | head -1

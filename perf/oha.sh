@@ -16,13 +16,6 @@ PERF_NO_WRK=1
 . perf/lib.sh
 start_all_proxies
 
-shoot() { # url rate secs -> oha JSON
-  oha --no-tui --output-format json -z "${3}s" -q "$2" --latency-correction -c "$CONNS" \
-    -m POST -T application/json -H 'Authorization: Bearer sk-1234' -d "$body" \
-    "$1/v1/chat/completions"
-}
-ms() { jq -r "(.latencyPercentiles.$2 // 0) * 1000" "$1"; } # json key -> ms
-
 echo "oha -z ${SECS}s -q RATE --latency-correction -c $CONNS, $(nproc) cores, $(date -u +%F), commit $(git describe --always --dirty 2>/dev/null || echo '?')"
 fmt='%-6s %-12s %9s %8s %8s %8s %9s %9s %7s\n'
 printf "$fmt" rate target req/s p50_ms p90_ms p99_ms +p50_ms +p99_ms ok%
