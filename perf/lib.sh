@@ -99,3 +99,6 @@ start_all_proxies() {
   pass=$(wait_url "$work/pass.out")
   start_nginx_proxy "$fake"
 }
+target_url() { # direct|passthrough|nginx|sluice -> its URL, once start_all_proxies ran
+  case $1 in direct) echo "$fake" ;; passthrough) echo "$pass" ;; nginx) echo "$nginx" ;; sluice) echo "$sluice" ;; esac
+}

@@ -23,7 +23,7 @@ delta() { [ -n "$2" ] && awk -v a="$1" -v b="$2" 'BEGIN{printf "%+.3f", a-b}' ||
 for rate in $RATES; do
   d50=; d99=
   for t in ${TARGETS:-direct sluice passthrough nginx}; do
-    case $t in direct) u=$fake ;; passthrough) u=$pass ;; nginx) u=$nginx ;; sluice) u=$sluice ;; esac
+    u=$(target_url "$t")
     [ -n "$u" ] || continue
     sleep 2 # let the previous run's connections close
     shoot "$u" "$rate" 2 >/dev/null # warm-up

@@ -18,8 +18,7 @@ PERF_NO_WRK=1
 start_all_proxies
 targets=(direct passthrough sluice)
 [ -n "$nginx" ] && targets=(direct passthrough nginx sluice)
-url() { case $1 in direct) echo "$fake" ;; passthrough) echo "$pass" ;; nginx) echo "$nginx" ;; sluice) echo "$sluice" ;; esac; }
-for t in "${targets[@]}"; do shoot "$(url "$t")" "$RATE" 2 >/dev/null; done # warm-up
+for t in "${targets[@]}"; do shoot "$(target_url "$t")" "$RATE" 2 >/dev/null; done # warm-up
 
 echo "oha -q $RATE --latency-correction -c $CONNS, $ROUNDS rounds of ${SLICE}s slices, $(nproc) cores, $(date -u +%F), commit $(git describe --always --dirty 2>/dev/null || echo '?')"
 echo "each proxy's p50 and p99 minus direct's in the same round, ms"
@@ -33,7 +32,7 @@ for i in $(seq "$ROUNDS"); do
     t=${targets[$(((k + i - 1) % n))]}
     sleep 1 # let the previous slice's connections close
     f=$work/$t-$i.json
-    shoot "$(url "$t")" "$RATE" "$SLICE" >"$f"
+    shoot "$(target_url "$t")" "$RATE" "$SLICE" >"$f"
     p50[$t]=$(ms "$f" p50); p99[$t]=$(ms "$f" p99)
   done
   printf '%-6s %-14.3f' "$i" "${p50[direct]}"

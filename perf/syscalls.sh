@@ -19,8 +19,7 @@ start_all_proxies
 hz=$(getconf CLK_TCK)
 load() { # url secs -> requests answered
   if [ -n "$RATE" ]; then
-    oha --no-tui --output-format json -z "${2}s" -q "$RATE" -c "$CONNS" -m POST \
-      -T application/json -d "$body" "$1/v1/chat/completions" | jq '[.statusCodeDistribution[]] | add'
+    shoot "$1" "$RATE" "$2" | jq '[.statusCodeDistribution[]] | add'
   else
     wrk -t1 -c"$CONNS" -d"${2}s" -s perf/chat.lua "$1/v1/chat/completions" | awk '/requests in/ {print $1}'
   fi
