@@ -3,6 +3,7 @@
 
 use clap::{Parser, Subcommand};
 use sluice::limiter::shared::Mode;
+use sluice::server::Timeouts;
 use sluice::state::{App, Snapshot};
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -40,8 +41,30 @@ struct Cli {
     #[arg(long = "json-logs")]
     json_logs: bool,
     /// Seconds in-flight requests get to finish after SIGTERM/SIGINT.
-    #[arg(long = "grace-period", default_value_t = 30.0)]
-    grace_period: f64,
+    #[arg(long = "grace-period", default_value = "30", value_parser = seconds)]
+    grace_period: Duration,
+    /// Seconds an HTTP/1 connection with no request open may go without a new
+    /// request before it is closed (checked once a period: it goes after one to
+    /// two periods); this also drops clients too slow to send their headers.
+    #[arg(long = "idle-timeout", default_value = "30", value_parser = positive_seconds)]
+    idle_timeout: Duration,
+}
+
+/// Parses a duration given in seconds, such as `30` or `0.5`.
+fn seconds(s: &str) -> Result<Duration, String> {
+    let secs: f64 = s
+        .parse()
+        .map_err(|_| format!("expected a number of seconds, got {s:?}"))?;
+    Duration::try_from_secs_f64(secs)
+        .map_err(|_| format!("expected a non-negative, finite number of seconds, got {s:?}"))
+}
+
+/// Like `seconds`, above zero.
+fn positive_seconds(s: &str) -> Result<Duration, String> {
+    match seconds(s)? {
+        d if d.is_zero() => Err(format!("expected more than 0 seconds, got {s:?}")),
+        d => Ok(d),
+    }
 }
 
 #[derive(Subcommand)]
@@ -84,8 +107,7 @@ fn main() -> ExitCode {
         rt.worker_threads(n);
     }
     let rt = rt.enable_all().build().expect("the tokio runtime starts");
-    let grace = Duration::from_secs_f64(cli.grace_period.max(0.0));
-    rt.block_on(serve(cli, path, snapshot, grace))
+    rt.block_on(serve(cli, path, snapshot))
 }
 
 /// Opts out of transparent huge pages. A proxy's heap is many small per-connection
@@ -131,7 +153,7 @@ fn init_logs(json: bool) {
     }
 }
 
-async fn serve(cli: Cli, path: PathBuf, snapshot: Snapshot, grace: Duration) -> ExitCode {
+async fn serve(cli: Cli, path: PathBuf, snapshot: Snapshot) -> ExitCode {
     let app = App::new(snapshot);
     wait_for_redis(&app).await;
     let addr = SocketAddr::new(cli.host, cli.port);
@@ -155,7 +177,11 @@ async fn serve(cli: Cli, path: PathBuf, snapshot: Snapshot, grace: Duration) -> 
     );
     drop(snap);
     tokio::spawn(sluice::reload::on_sighup(app.clone(), path));
-    sluice::server::run(listener, app, shutdown_signal(), grace).await;
+    let timeouts = Timeouts {
+        grace: cli.grace_period,
+        idle: cli.idle_timeout,
+    };
+    sluice::server::run(listener, app, shutdown_signal(), timeouts).await;
     ExitCode::SUCCESS
 }
 

@@ -1,31 +1,37 @@
 //! The listener and accept loop: HTTP/1.1 and HTTP/2 (prior knowledge) on one
-//! port, TCP_NODELAY, a header-read timeout, and a graceful drain on shutdown.
+//! port, TCP_NODELAY, an idle timeout that also drops clients too slow to send
+//! their headers, and a graceful drain on shutdown.
 //!
 //! Each connection's protocol is told by peeking at its first bytes, and the
 //! connection goes straight to hyper's HTTP/1 or HTTP/2 server. (hyper-util's
 //! auto builder reads those bytes instead and replays them into hyper's read
 //! buffer, which makes that buffer grow from 8 KB to 16 KB on every connection.)
 
+use crate::body::ProxyBody;
 use crate::inline_wake::inline_wakes;
 use crate::routes;
 use crate::state::App;
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
 use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use socket2::{Domain, Protocol, Socket, Type};
-use std::future::Future;
+use std::convert::Infallible;
+use std::future::{poll_fn, Future};
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
+use std::pin::{pin, Pin};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
+use tokio::time::Instant;
 
 /// Pending-connection queue length; the kernel caps it at `somaxconn`.
 const BACKLOG: i32 = 4096;
-/// A client that has not sent its request headers by then is dropped.
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// What an HTTP/2 client with prior knowledge sends first (RFC 9113, section 3.4).
 const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
@@ -40,18 +46,43 @@ pub fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     TcpListener::from_std(socket.into())
 }
 
+/// How long connections may take.
+#[derive(Clone, Copy, Debug)]
+pub struct Timeouts {
+    /// After shutdown begins, how long open connections (streams included) get to
+    /// finish.
+    pub grace: Duration,
+    /// An HTTP/1 connection with no request open is closed once it has gone this
+    /// long without a request head arriving or a response finishing: an idle
+    /// keep-alive connection, or a client too slow to finish its headers. It is
+    /// checked once a period, so such a connection goes after between one and two
+    /// periods. A connection that sends nothing at all goes after one.
+    pub idle: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            grace: Duration::from_secs(30),
+            idle: Duration::from_secs(30),
+        }
+    }
+}
+
 /// Serves until `shutdown` resolves, then stops accepting, marks the app draining
-/// and lets open connections (streams included) finish for up to `grace`.
+/// and lets open connections finish for up to `timeouts.grace`.
 pub async fn run(
     listener: TcpListener,
     app: Arc<App>,
     shutdown: impl Future<Output = ()>,
-    grace: Duration,
+    timeouts: Timeouts,
 ) {
+    let Timeouts { grace, idle } = timeouts;
+    // No header-read timeout from hyper: it arms a timer for every request, which
+    // cost about 1,150 instructions a request (perf/instructions.sh). The connection's
+    // watchdog (`unless_quiet`) does that job with one timer a period.
     let mut h1 = http1::Builder::new();
-    h1.timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT)
-        .keep_alive(true);
+    h1.header_read_timeout(None).keep_alive(true);
     let mut h2 = http2::Builder::new(TokioExecutor::new());
     h2.timer(TokioTimer::new());
     // Shared: each connection needs one of the two for as long as it lives.
@@ -81,14 +112,34 @@ pub async fn run(
                 // answered inline, that wake-up does not rouse another worker thread.
                 tokio::spawn(inline_wakes(async move {
                     let proto = tokio::select! {
-                        p = tokio::time::timeout(HEADER_READ_TIMEOUT, sniff(&stream)) => p,
+                        p = tokio::time::timeout(idle, sniff(&stream)) => p,
                         _ = stopping.changed() => return,
                     };
-                    let service = service_fn(move |req| routes::handle(app.clone(), req));
+                    let activity = Arc::new(Activity::default());
+                    let service = {
+                        let activity = activity.clone();
+                        service_fn(move |req| {
+                            let open = Open::begin(&activity);
+                            let app = app.clone();
+                            async move {
+                                let resp = routes::handle(app, req).await?;
+                                Ok::<_, Infallible>(resp.map(|body| OpenBody { body, _open: open }))
+                            }
+                        })
+                    };
                     let io = TokioIo::new(stream);
                     let (h1, h2) = &*builders;
                     let served = match proto {
-                        Ok(Ok(Proto::Http1)) => watcher.watch(h1.serve_connection(io, service)).await,
+                        Ok(Ok(Proto::Http1)) => {
+                            let conn = watcher.watch(h1.serve_connection(io, service));
+                            match unless_quiet(conn, &activity, idle).await {
+                                Some(served) => served,
+                                None => {
+                                    tracing::debug!("closed an idle or slow HTTP/1 connection");
+                                    return;
+                                }
+                            }
+                        }
                         Ok(Ok(Proto::Http2)) => watcher.watch(h2.serve_connection(io, service)).await,
                         // Closed, failed or silent before its first bytes: nothing to answer.
                         _ => return,
@@ -108,6 +159,98 @@ pub async fn run(
     tokio::select! {
         _ = graceful.shutdown() => tracing::info!("all connections closed"),
         _ = tokio::time::sleep(grace) => tracing::warn!("grace period over, closing remaining connections"),
+    }
+}
+
+/// What a connection's watchdog reads.
+#[derive(Default)]
+struct Activity {
+    /// Request heads that have arrived plus responses that have finished, so far.
+    events: AtomicUsize,
+    /// Requests whose response has not finished.
+    open: AtomicUsize,
+}
+
+/// Drives `conn` to its end, unless a whole `period` goes by with no request open,
+/// no request head arriving and no response finishing: the connection is idle, or
+/// its client is too slow to finish the headers it has begun. Then it returns
+/// None, and dropping `conn` closes the connection. (hyper's header-read timeout
+/// does this job with a timer armed for every request; this one is armed once a
+/// period.)
+async fn unless_quiet<F: Future>(
+    conn: F,
+    activity: &Activity,
+    period: Duration,
+) -> Option<F::Output> {
+    let mut conn = pin!(conn);
+    let mut timer = pin!(tokio::time::sleep(period));
+    let mut armed = false;
+    let mut events = activity.events.load(Ordering::Relaxed);
+    poll_fn(|cx| {
+        if let Poll::Ready(out) = conn.as_mut().poll(cx) {
+            return Poll::Ready(Some(out));
+        }
+        // Polling a timer costs some 650 instructions, and this runs on every
+        // wake-up of the connection: the timer is polled only to arm it and once it
+        // has fired. The waker it keeps from then on still wakes this task.
+        if !armed || timer.is_elapsed() {
+            while timer.as_mut().poll(cx).is_ready() {
+                let now = activity.events.load(Ordering::Relaxed);
+                if now == events && activity.open.load(Ordering::Relaxed) == 0 {
+                    return Poll::Ready(None);
+                }
+                events = now;
+                timer.as_mut().reset(Instant::now() + period);
+            }
+            armed = true;
+        }
+        Poll::Pending
+    })
+    .await
+}
+
+/// A request counted as open from its head's arrival until its response body is
+/// sent or dropped.
+struct Open(Arc<Activity>);
+
+impl Open {
+    fn begin(activity: &Arc<Activity>) -> Open {
+        activity.events.fetch_add(1, Ordering::Relaxed);
+        activity.open.fetch_add(1, Ordering::Relaxed);
+        Open(activity.clone())
+    }
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0.open.fetch_sub(1, Ordering::Relaxed);
+        self.0.events.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// A response body that keeps its request open until it is done.
+struct OpenBody {
+    body: ProxyBody,
+    _open: Open,
+}
+
+impl Body for OpenBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        Pin::new(&mut self.get_mut().body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
     }
 }
 

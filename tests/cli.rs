@@ -26,7 +26,15 @@ fn version_and_help() {
     assert!(out.contains(env!("CARGO_PKG_VERSION")));
     let (code, out, _) = run(&["--help"]);
     assert_eq!(code, 0);
-    for flag in ["--config", "--host", "--port", "--num_workers", "check"] {
+    for flag in [
+        "--config",
+        "--host",
+        "--port",
+        "--num_workers",
+        "--grace-period",
+        "--idle-timeout",
+        "check",
+    ] {
         assert!(out.contains(flag), "--help lacks {flag}");
     }
 }
@@ -132,6 +140,23 @@ fn port_from(child: &mut std::process::Child, stderr: bool) -> u16 {
         }
     }
     panic!("no port line");
+}
+
+#[test]
+fn bad_durations_are_refused_with_exit_2() {
+    let config = concat!(env!("CARGO_MANIFEST_DIR"), "/configs/quickstart.yaml");
+    for (flag, value, says) in [
+        ("--grace-period", "soon", "expected a number of seconds"),
+        ("--grace-period", "-1", "non-negative"),
+        ("--grace-period", "inf", "finite"),
+        ("--idle-timeout", "NaN", "finite"),
+        ("--idle-timeout", "0", "more than 0 seconds"),
+    ] {
+        let arg = format!("{flag}={value}");
+        let (code, _, err) = run(&["--config", config, &arg]);
+        assert_eq!(code, 2, "{arg}: {err}");
+        assert!(err.contains(says), "{arg}: {err}");
+    }
 }
 
 #[test]

@@ -9,7 +9,7 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use std::time::{Duration, Instant};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 const CONFIG: &str = r#"
@@ -40,12 +40,8 @@ async fn http1_and_http2_share_the_port() {
     let mut conn = TcpStream::connect(s.addr).await.unwrap();
     conn.write_all(b"P").await.unwrap();
     tokio::time::sleep(Duration::from_millis(30)).await;
-    let body = chat("m");
-    let head = format!(
-        "OST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    let (status, _, body) = raw_exchange(&mut conn, head.as_bytes()).await;
+    let rest = &raw_post(&chat("m"))[1..];
+    let (status, _, body) = raw_exchange(&mut conn, rest.as_bytes()).await;
     assert_eq!(status, 200);
     assert!(String::from_utf8_lossy(&body).contains("\"hi\""));
 }
@@ -66,4 +62,146 @@ async fn silent_connections_do_not_hold_up_the_drain() {
         "drain took {:?}",
         started.elapsed()
     );
+}
+
+/// A chat completion request as HTTP/1.1 bytes.
+fn raw_post(body: &str) -> String {
+    format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+/// Reads from `conn` until the server closes it; panics on data or after `limit`.
+async fn closed_within(conn: &mut TcpStream, limit: Duration) {
+    let mut buf = [0u8; 1024];
+    let n = tokio::time::timeout(limit, conn.read(&mut buf))
+        .await
+        .unwrap_or_else(|_| panic!("still open after {limit:?}"))
+        .unwrap_or(0);
+    assert_eq!(n, 0, "got {:?}", String::from_utf8_lossy(&buf[..n]));
+}
+
+const IDLE: Duration = Duration::from_millis(300);
+
+fn short_idle() -> Timeouts {
+    Timeouts {
+        grace: Duration::from_secs(5),
+        idle: IDLE,
+    }
+}
+
+#[tokio::test]
+async fn idle_and_slow_http1_connections_are_closed() {
+    let s = Sluice::start_with(CONFIG, &[], short_idle()).await;
+    let opened = Instant::now();
+    // Sends nothing at all: closed after one period.
+    let mut silent = TcpStream::connect(s.addr).await.unwrap();
+    // Begins a request head and stalls.
+    let mut stalled = TcpStream::connect(s.addr).await.unwrap();
+    stalled
+        .write_all(b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\n")
+        .await
+        .unwrap();
+    // One request answered, then nothing: an idle keep-alive connection.
+    let mut idle = TcpStream::connect(s.addr).await.unwrap();
+    let request = raw_post(&chat("m"));
+    let (status, _, _) = raw_exchange(&mut idle, request.as_bytes()).await;
+    assert_eq!(status, 200);
+    // Sends its head a byte every 50 ms: never idle, never done.
+    let mut trickle = TcpStream::connect(s.addr).await.unwrap();
+    let trickling = tokio::spawn(async move {
+        for b in b"POST /v1/chat/completions HTTP/1.1\r\nx-padding: "
+            .iter()
+            .cycle()
+        {
+            if trickle.write_all(&[*b]).await.is_err() {
+                return trickle;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        unreachable!()
+    });
+    // Each goes after one to two periods (plus scheduling slack), none before one.
+    let limit = IDLE * 2 + Duration::from_secs(2);
+    for (name, conn) in [
+        ("silent", &mut silent),
+        ("stalled", &mut stalled),
+        ("idle", &mut idle),
+    ] {
+        closed_within(conn, limit).await;
+        assert!(opened.elapsed() >= IDLE, "{name} closed too soon");
+    }
+    let trickle = tokio::time::timeout(limit, trickling)
+        .await
+        .expect("the trickling client was cut off")
+        .unwrap();
+    drop(trickle);
+    // The server itself is fine.
+    let (status, _, _) = raw_exchange(
+        &mut TcpStream::connect(s.addr).await.unwrap(),
+        request.as_bytes(),
+    )
+    .await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn busy_http1_connections_outlive_the_idle_timeout() {
+    // A slow upstream (four periods to answer) and a slow stream (five chunks a
+    // period apart).
+    let slow = fake(|c| c.latency = IDLE * 4).await;
+    let streaming = fake(|c| {
+        c.stream_chunks = 5;
+        c.chunk_delay = IDLE;
+    })
+    .await;
+    let config = format!(
+        "model_list:\n  - model_name: slow\n    litellm_params: {{model: openai/m, api_key: k, api_base: \"{}/v1\"}}\n  - model_name: streaming\n    litellm_params: {{model: openai/m, api_key: k, api_base: \"{}/v1\"}}\n  - model_name: m\n    litellm_params: {{model: openai/m, api_key: k, mock_response: hi}}\n",
+        slow.url(),
+        streaming.url()
+    );
+    let s = Sluice::start_with(&config, &[], short_idle()).await;
+    let request = |model: &str, stream: bool| {
+        raw_post(&format!(
+            r#"{{"model":"{model}","stream":{stream},"messages":[{{"role":"user","content":"hi"}}]}}"#
+        ))
+    };
+
+    // After a long response, a client that comes back within a period finds its
+    // connection open: quiet means no response finishing either.
+    let pause = IDLE / 2;
+    let mut conn = TcpStream::connect(s.addr).await.unwrap();
+    let (status, _, body) = raw_exchange(&mut conn, request("slow", false).as_bytes()).await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    tokio::time::sleep(pause).await;
+
+    // The stream is chunked: read until its last event.
+    conn.write_all(request("streaming", true).as_bytes())
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&got).contains("data: [DONE]") {
+        let n = tokio::time::timeout(IDLE * 20, conn.read(&mut buf))
+            .await
+            .expect("stream went quiet")
+            .unwrap();
+        assert!(
+            n > 0,
+            "closed mid-stream: {}",
+            String::from_utf8_lossy(&got)
+        );
+        got.extend_from_slice(&buf[..n]);
+    }
+    tokio::time::sleep(pause).await;
+
+    // Requests half a period apart for four periods: the same connection serves
+    // them all.
+    let started = Instant::now();
+    while started.elapsed() < IDLE * 4 {
+        let (status, _, _) = raw_exchange(&mut conn, request("m", false).as_bytes()).await;
+        assert_eq!(status, 200);
+        tokio::time::sleep(pause).await;
+    }
 }

@@ -9,6 +9,7 @@ use http::{HeaderMap, Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
+pub use sluice::server::Timeouts;
 use sluice::state::{App, Snapshot};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -36,6 +37,15 @@ impl Sluice {
 
     /// Like `start`, with environment variables visible to `os.environ/` only.
     pub async fn start_with_env(yaml: &str, env: &[(&str, &str)]) -> Sluice {
+        let timeouts = Timeouts {
+            grace: Duration::from_secs(5),
+            ..Timeouts::default()
+        };
+        Self::start_with(yaml, env, timeouts).await
+    }
+
+    /// Like `start_with_env`, with the given connection timeouts.
+    pub async fn start_with(yaml: &str, env: &[(&str, &str)], timeouts: Timeouts) -> Sluice {
         let env: Vec<(String, String)> = env
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -54,7 +64,7 @@ impl Sluice {
             async move {
                 let _ = rx.await;
             },
-            Duration::from_secs(5),
+            timeouts,
         ));
         Sluice {
             addr,
