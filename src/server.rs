@@ -131,7 +131,7 @@ pub async fn run(
                     let (h1, h2) = &*builders;
                     let served = match proto {
                         Ok(Ok(Proto::Http1)) => {
-                            let conn = watcher.watch(h1.serve_connection(io, service));
+                            let conn = pin!(watcher.watch(h1.serve_connection(io, service)));
                             match unless_quiet(conn, &activity, idle).await {
                                 Some(served) => served,
                                 None => {
@@ -177,12 +177,14 @@ struct Activity {
 /// None, and dropping `conn` closes the connection. (hyper's header-read timeout
 /// does this job with a timer armed for every request; this one is armed once a
 /// period.)
+///
+/// `conn` comes pinned so that it is stored once, in the caller's state: moved in
+/// and pinned here, it would take room both as the argument and as the local.
 async fn unless_quiet<F: Future>(
-    conn: F,
+    mut conn: Pin<&mut F>,
     activity: &Activity,
     period: Duration,
 ) -> Option<F::Output> {
-    let mut conn = pin!(conn);
     let mut timer = pin!(tokio::time::sleep(period));
     let mut armed = false;
     let mut events = activity.events.load(Ordering::Relaxed);
