@@ -13,8 +13,10 @@ use crate::routes;
 use crate::state::App;
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
+use hyper::body::Incoming;
 use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
+use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use socket2::{Domain, Protocol, Socket, Type};
@@ -118,14 +120,7 @@ pub async fn run(
                     let activity = Arc::new(Activity::default());
                     let service = {
                         let activity = activity.clone();
-                        service_fn(move |req| {
-                            let open = Open::begin(&activity);
-                            let app = app.clone();
-                            async move {
-                                let resp = routes::handle(app, req).await?;
-                                Ok::<_, Infallible>(resp.map(|body| OpenBody { body, _open: open }))
-                            }
-                        })
+                        service_fn(move |req| answer(app.clone(), req, Open::begin(&activity)))
                     };
                     let io = TokioIo::new(stream);
                     let (h1, h2) = &*builders;
@@ -160,6 +155,16 @@ pub async fn run(
         _ = graceful.shutdown() => tracing::info!("all connections closed"),
         _ = tokio::time::sleep(grace) => tracing::warn!("grace period over, closing remaining connections"),
     }
+}
+
+/// Answers one request, which counts as open until its response body is done.
+async fn answer(
+    app: Arc<App>,
+    req: Request<Incoming>,
+    open: Open,
+) -> Result<Response<OpenBody>, Infallible> {
+    let resp = routes::handle(app, req).await?;
+    Ok(resp.map(|body| OpenBody { body, _open: open }))
 }
 
 /// What a connection's watchdog reads.
