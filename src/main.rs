@@ -43,9 +43,10 @@ struct Cli {
     /// Seconds in-flight requests get to finish after SIGTERM/SIGINT.
     #[arg(long = "grace-period", default_value = "30", value_parser = seconds)]
     grace_period: Duration,
-    /// Seconds an HTTP/1 connection with no request open may go without a new
-    /// request before it is closed (checked once a period: it goes after one to
-    /// two periods); this also drops clients too slow to send their headers.
+    /// Seconds an HTTP/1 connection with no request open may go without a request
+    /// arriving or a response finishing before it is closed (checked once a
+    /// period: it goes after one to two periods); this also drops clients too
+    /// slow to send their headers.
     #[arg(long = "idle-timeout", default_value = "30", value_parser = positive_seconds)]
     idle_timeout: Duration,
 }
