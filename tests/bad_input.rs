@@ -84,6 +84,23 @@ async fn each_bad_input_has_its_status_and_message() {
 }
 
 #[tokio::test]
+async fn a_timeout_too_large_for_a_duration_means_no_timeout() {
+    let s = Sluice::start(CONFIG).await;
+    let url = format!("{}/v1/chat/completions", s.url());
+    // 1e300 s does not fit in a Duration; it is taken as "wait as long as it takes".
+    for timeout in ["1e300", "1.8446744073709552e19", "600"] {
+        let body = format!(r#"{{"model":"m","messages":[],"timeout":{timeout}}}"#);
+        let r = post(&url, &body).await;
+        assert_eq!(r.status, 200, "timeout {timeout}");
+    }
+    // Zero, negative and non-numeric timeouts are ignored as before.
+    for timeout in ["0", "-5", "\"soon\"", "null"] {
+        let body = format!(r#"{{"model":"m","messages":[],"timeout":{timeout}}}"#);
+        assert_eq!(post(&url, &body).await.status, 200, "timeout {timeout}");
+    }
+}
+
+#[tokio::test]
 async fn connection_stays_usable_after_each_error() {
     let s = Sluice::start(CONFIG).await;
     let mut conn = TcpStream::connect(s.addr).await.unwrap();

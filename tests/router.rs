@@ -51,11 +51,13 @@ router_settings: {{num_retries: 1, allowed_fails: 1, cooldown_time: 1.5}}
     );
 }
 
-#[tokio::test]
-async fn an_upstream_429_cools_down_for_its_retry_after() {
+/// Sends `n` requests to a group of two where one upstream answers every request
+/// with a 429 and this `Retry-After`: all must succeed. Returns how many requests
+/// that upstream saw.
+async fn requests_to_a_429_upstream(retry_after: u64, n: usize) -> u64 {
     let limited = fake(|c| {
         c.rpm = Some(0);
-        c.retry_after = Some(30);
+        c.retry_after = Some(retry_after);
     })
     .await;
     let good = fake(|_| {}).await;
@@ -65,7 +67,7 @@ async fn an_upstream_429_cools_down_for_its_retry_after() {
         good.url()
     ))
     .await;
-    for _ in 0..30 {
+    for _ in 0..n {
         assert_eq!(
             post(&format!("{}/chat/completions", s.url()), &chat("m"))
                 .await
@@ -73,8 +75,21 @@ async fn an_upstream_429_cools_down_for_its_retry_after() {
             200
         );
     }
+    limited.stats().requests()
+}
+
+#[tokio::test]
+async fn an_upstream_429_cools_down_for_its_retry_after() {
     // One 429 in a group of two cools it at once, for the upstream's 30 s.
-    assert_eq!(limited.stats().requests(), 1);
+    assert_eq!(requests_to_a_429_upstream(30, 30).await, 1);
+}
+
+#[tokio::test]
+async fn a_retry_after_too_large_for_a_duration_is_ignored() {
+    // u64::MAX seconds, read as a float, is more than a Duration holds: the header
+    // is ignored (the deployment cools for the router's cooldown_time instead) and
+    // sluice keeps serving.
+    assert_eq!(requests_to_a_429_upstream(u64::MAX, 10).await, 1);
 }
 
 #[tokio::test]

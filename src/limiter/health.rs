@@ -107,7 +107,8 @@ impl Health {
         let duration = deployment_cooldown
             .or(retry_after)
             .unwrap_or(policy.cooldown);
-        let until = now_ms + duration.as_millis() as u64;
+        let ms = u64::try_from(duration.as_millis()).unwrap_or(u64::MAX);
+        let until = now_ms.saturating_add(ms);
         self.cooldown_until.fetch_max(until, Ordering::AcqRel);
         // A deployment that comes back starts with a clean slate of allowed failures.
         self.fails.sub(minute, fails);
@@ -140,6 +141,16 @@ mod tests {
         // Alone in its group, a 429 only counts towards allowed_fails.
         let h = Health::default();
         assert_eq!(fail(&h, Failure::Status(429), 1, T0), None);
+    }
+
+    #[test]
+    fn a_cooldown_past_the_end_of_time_ends_at_u64_max() {
+        // 1e17 s is a valid Duration, but its milliseconds do not fit a u64.
+        let h = Health::default();
+        let forever = Some(Duration::from_secs(100_000_000_000_000_000));
+        let until = h.record_failure(Failure::Status(429), forever, None, &POLICY, 2, T0);
+        assert_eq!(until, Some(u64::MAX));
+        assert_eq!(h.cooling_until(T0 + 1), Some(u64::MAX));
     }
 
     #[test]

@@ -378,7 +378,8 @@ fn retryable(status: StatusCode) -> bool {
 fn retry_after(resp: &Response<upstream::Body>) -> Option<Duration> {
     let v = resp.headers().get(header::RETRY_AFTER)?.to_str().ok()?;
     let secs: f64 = v.trim().parse().ok()?;
-    (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs))
+    // Negative, NaN, infinite or beyond a Duration: not a usable wait.
+    Duration::try_from_secs_f64(secs).ok()
 }
 
 /// Exponential backoff with jitter: 0.5 s doubling up to 8 s, each wait drawn from

@@ -81,8 +81,9 @@ impl Ask {
             timeout: f
                 .timeout
                 .and_then(|s| s.as_f64(b))
-                .filter(|t| t.is_finite() && *t > 0.0)
-                .map(Duration::from_secs_f64),
+                .filter(|t| *t > 0.0)
+                // Longer than a Duration holds (or infinite): no timeout at all.
+                .map(|t| Duration::try_from_secs_f64(t).unwrap_or(Duration::MAX)),
             mock: f
                 .mock_response
                 .and_then(|s| s.as_str(b))
