@@ -195,10 +195,12 @@ impl Tracked {
         let metrics = &call.dep.metrics;
         stats.settle(call.reservation, usage.total_tokens);
         let now = clock::now_ms();
+        // One reading of the monotonic clock serves both latencies below.
+        let ended = Instant::now();
         match end {
             End::Complete if !call.ok => {}
             End::Complete => {
-                let elapsed = call.sent.elapsed();
+                let elapsed = ended.saturating_duration_since(call.sent);
                 stats.record_latency(elapsed.as_secs_f64(), usage.completion_tokens);
                 stats.health.record_success(now);
                 if !call.counted {
@@ -225,7 +227,9 @@ impl Tracked {
             End::Abandoned => {}
         }
         if let (Some((arrived, group)), false) = (&call.request, end == End::Abandoned) {
-            group.total_latency.observe(arrived.elapsed());
+            group
+                .total_latency
+                .observe(ended.saturating_duration_since(*arrived));
         }
     }
 }
