@@ -79,7 +79,7 @@ pub fn model_group_info(snap: &Snapshot) -> Response<ProxyBody> {
             providers.dedup();
             let sum = |f: fn(&crate::config::DeploymentConfig) -> Option<u64>| {
                 let vals: Vec<u64> = deps.iter().filter_map(|d| f(d)).collect();
-                (!vals.is_empty()).then(|| vals.iter().sum::<u64>())
+                (!vals.is_empty()).then(|| vals.iter().fold(0, |a: u64, &v| a.saturating_add(v)))
             };
             let info_of = |key: &str| deps.iter().find_map(|d| d.model_info.get(key).cloned());
             let mut o = Map::new();

@@ -310,6 +310,33 @@ async fn max_parallel_requests_holds_until_the_stream_ends() {
 }
 
 #[tokio::test]
+async fn max_tokens_near_u64_max_is_refused_and_leaves_the_count_alone() {
+    let up = fake(|_| {}).await;
+    let s = Sluice::start(&format!(
+        "model_list:\n  - model_name: m\n    litellm_params: {{model: openai/a, api_base: \"{}\", tpm: 1000}}\nrouter_settings: {{num_retries: 0, enable_pre_call_checks: true}}\n",
+        up.url()
+    ))
+    .await;
+    let url = format!("{}/chat/completions", s.url());
+    within_one_minute(5).await;
+    let used = || {
+        s.app.snapshot.load().deployments[0]
+            .stats
+            .tokens_used(sluice::clock::now_ms())
+    };
+    assert_eq!(post(&url, &chat("m")).await.status, 200);
+    assert_eq!(used(), 21);
+    // The used count plus this reservation would wrap around to fit under 1,000.
+    for max in ["18446744073709551615", "18446744073709551600"] {
+        let body = format!(r#"{{"model":"m","messages":[],"max_tokens":{max}}}"#);
+        assert_eq!(post(&url, &body).await.status, 429, "max_tokens {max}");
+        assert_eq!(used(), 21, "max_tokens {max}");
+    }
+    assert_eq!(post(&url, &chat("m")).await.status, 200);
+    assert_eq!(used(), 42);
+}
+
+#[tokio::test]
 async fn tpm_settles_to_the_usage_the_upstream_reports() {
     // fake-llm reports 21 total tokens per call; the request's own estimate is ~10.
     let up = fake(|_| {}).await;

@@ -214,7 +214,7 @@ impl DeploymentStats {
             if rpm.is_some_and(|rpm| self.requests_used(now_ms) >= rpm) {
                 return Err(Refusal::Rpm { until_ms });
             }
-            if tpm.is_some_and(|tpm| self.tokens_used(now_ms) + tokens > tpm) {
+            if tpm.is_some_and(|tpm| self.tokens_used(now_ms).saturating_add(tokens) > tpm) {
                 return Err(Refusal::Tpm { until_ms });
             }
         }
@@ -250,7 +250,7 @@ impl DeploymentStats {
     pub fn release(&self, r: Reservation) {
         self.tokens.sub(r.minute, r.tokens);
         if r.shared_tokens {
-            self.settle_shared(r.minute, -(r.tokens as i64));
+            self.settle_shared(r.minute, -signed(r.tokens));
         }
         self.in_flight.fetch_sub(1, Ordering::AcqRel);
     }
@@ -258,7 +258,7 @@ impl DeploymentStats {
     /// Ends a call whose response is complete: tokens settle to `used`.
     pub fn settle(&self, r: Reservation, used: u64) {
         if r.shared_tokens {
-            self.settle_shared(r.minute, used as i64 - r.tokens as i64);
+            self.settle_shared(r.minute, signed(used) - signed(r.tokens));
         }
         if used > r.tokens {
             self.tokens.add(r.minute, used - r.tokens);
@@ -327,11 +327,26 @@ fn ewma(a: &AtomicU64, sample: f64) {
     a.store(new.to_bits(), Ordering::Relaxed);
 }
 
+/// A token count as a signed delta: counts past `i64::MAX` (an upstream reporting
+/// absurd usage, a request asking for `max_tokens` near `u64::MAX`) stop there.
+pub(crate) fn signed(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     const T0: u64 = 1_800_000_000_000; // a minute boundary (divisible by 60,000)
+
+    #[test]
+    fn token_deltas_past_i64_max_stop_there() {
+        assert_eq!(signed(21), 21);
+        assert_eq!(signed(1 << 63), i64::MAX);
+        assert_eq!(signed(u64::MAX), i64::MAX);
+        // What settle reports for absurd usage against a small reservation.
+        assert_eq!(signed(u64::MAX) - signed(10), i64::MAX - 10);
+    }
 
     #[test]
     fn rpm_admits_exactly_the_limit_then_refuses_until_the_window_ends() {

@@ -17,6 +17,7 @@
 //! and rejoins at the next, when every count starts afresh. Rejoining never bursts.
 
 use super::shared::{Mode, SyncState};
+use super::signed;
 use crate::clock;
 use crate::config::RedisSettings;
 use crate::state::App;
@@ -298,7 +299,7 @@ pub async fn run(
                 let replicas = v.get(1).and_then(Value::as_i64).unwrap_or(1);
                 // Redis read its clock about half a round trip before the answer came.
                 let local_then = clock::system_ms().saturating_sub(rtt.as_millis() as u64 / 2);
-                clock::set_offset(redis_now - local_then as i64);
+                clock::set_offset(redis_now.saturating_sub(signed(local_then)));
                 sync.set_replicas(replicas.max(1) as u64);
                 let now_epoch = v.get(2).and_then(Value::as_string);
                 if epoch.is_some() && now_epoch != epoch {

@@ -37,7 +37,7 @@ impl Window {
 
     /// Adds `n` if the count stays within `limit`; true if added.
     pub fn try_add(&self, minute: u64, n: u64, limit: u64) -> bool {
-        self.update(minute, |c| (c + n <= limit).then_some(c + n))
+        self.update(minute, |c| c.checked_add(n).filter(|&sum| sum <= limit))
     }
 
     /// Adds `n` unconditionally.
@@ -69,6 +69,15 @@ impl Window {
 mod tests {
     use super::*;
     use std::sync::Arc;
+
+    #[test]
+    fn an_amount_past_u64_max_is_never_added() {
+        let w = Window::default();
+        assert!(w.try_add(10, 30, 100));
+        // 30 + u64::MAX wraps to 29, under the limit: it must be refused instead.
+        assert!(!w.try_add(10, u64::MAX, 100));
+        assert_eq!(w.get(10), 30);
+    }
 
     #[test]
     fn a_new_minute_starts_from_zero() {

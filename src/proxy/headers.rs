@@ -107,7 +107,8 @@ fn rate_limit_headers(snap: &Snapshot, group: &Group, dep: Option<&Deployment>, 
         deps().fold(None, |total: Option<(u64, u64)>, d| match limit(d) {
             Some(l) => {
                 let (tl, tr) = total.unwrap_or((0, 0));
-                Some((tl + l, tr + l.saturating_sub(used(d, now))))
+                let left = l.saturating_sub(used(d, now));
+                Some((tl.saturating_add(l), tr.saturating_add(left)))
             }
             None => total,
         })

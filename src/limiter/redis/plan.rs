@@ -2,6 +2,7 @@
 //! the answer.
 
 use super::{Seen, COUNTER_TTL_MS};
+use crate::limiter::signed;
 use crate::state::Deployment;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -29,12 +30,12 @@ pub struct Claim {
 impl Claim {
     /// The script's arguments, in its order.
     pub fn args(&self) -> [i64; 7] {
-        let limit = |l: Option<u64>| l.map_or(-1, |v| v as i64);
+        let limit = |l: Option<u64>| l.map_or(-1, signed);
         [
-            self.want_requests as i64,
+            signed(self.want_requests),
             limit(self.rpm),
             0,
-            self.want_tokens as i64,
+            signed(self.want_tokens),
             limit(self.tpm),
             self.extra_tokens,
             COUNTER_TTL_MS as i64,
