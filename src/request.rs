@@ -75,7 +75,7 @@ pub async fn read_body(
 ) -> Result<Bytes, ProxyError> {
     let too_large = ProxyError::PayloadTooLarge { limit_mb };
     if content_length.is_some_and(|n| n > limit as u64) {
-        drain(body, content_length.unwrap_or(0) as usize).await;
+        drain(body).await;
         return Err(too_large);
     }
     let mut first: Option<Bytes> = None;
@@ -88,7 +88,7 @@ pub async fn read_body(
         };
         total += data.len();
         if total > limit {
-            drain(body, total).await;
+            drain(body).await;
             return Err(too_large);
         }
         match (&mut first, &mut buf) {
@@ -114,12 +114,12 @@ pub async fn read_body(
     })
 }
 
-/// Reads and discards the rest of a body, up to `DRAIN_LIMIT` past `seen` bytes.
-async fn drain(mut body: Incoming, seen: usize) {
-    let mut total = seen;
-    while total <= seen + DRAIN_LIMIT {
+/// Reads and discards the rest of a body, up to `DRAIN_LIMIT` bytes of it.
+async fn drain(mut body: Incoming) {
+    let mut drained = 0;
+    while drained <= DRAIN_LIMIT {
         match body.frame().await {
-            Some(Ok(f)) => total += f.data_ref().map_or(0, Bytes::len),
+            Some(Ok(f)) => drained += f.data_ref().map_or(0, Bytes::len),
             _ => return,
         }
     }

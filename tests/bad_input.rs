@@ -4,6 +4,7 @@
 mod common;
 use common::*;
 use http::Method;
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 const CONFIG: &str = r#"
@@ -84,11 +85,56 @@ async fn each_bad_input_has_its_status_and_message() {
 }
 
 #[tokio::test]
+async fn a_content_length_near_u64_max_is_413() {
+    let s = Sluice::start(CONFIG).await;
+    let mut conn = TcpStream::connect(s.addr).await.unwrap();
+    // The largest length hyper takes. As for any body over the limit, up to 16 MB
+    // of it are read and dropped (so that the client sees the answer) before the 413.
+    let head = "POST /chat/completions HTTP/1.1\r\nhost: x\r\ncontent-length: 18446744073709551613\r\n\r\n";
+    conn.write_all(head.as_bytes()).await.unwrap();
+    let (mut rx, mut tx) = conn.into_split();
+    let writer = tokio::spawn(async move {
+        let chunk = vec![b'x'; 1 << 20];
+        for _ in 0..17 {
+            if tx.write_all(&chunk).await.is_err() {
+                break;
+            }
+        }
+        tx
+    });
+    let (status, _, body) = read_response(&mut rx).await;
+    assert_eq!(status, 413, "{}", String::from_utf8_lossy(&body));
+    drop(writer.await.unwrap());
+    // The server still answers.
+    let url = format!("{}/v1/chat/completions", s.url());
+    assert_eq!(post(&url, &chat("m")).await.status, 200);
+}
+
+#[tokio::test]
+async fn limits_summed_past_u64_max_stop_there() {
+    let s = Sluice::start(
+        r#"
+model_list:
+  - model_name: m
+    litellm_params: {model: openai/m1, mock_response: "hi", rpm: 18446744073709551615, tpm: 18446744073709551615}
+  - model_name: m
+    litellm_params: {model: openai/m2, mock_response: "hi", rpm: 10, tpm: 10}
+"#,
+    )
+    .await;
+    let r = get(&format!("{}/v1/model_group/info", s.url())).await;
+    assert_eq!(r.status, 200);
+    let group = &r.json()["data"][0];
+    assert_eq!(group["rpm"], u64::MAX, "{group}");
+    assert_eq!(group["tpm"], u64::MAX, "{group}");
+}
+
+#[tokio::test]
 async fn a_timeout_too_large_for_a_duration_means_no_timeout() {
     let s = Sluice::start(CONFIG).await;
     let url = format!("{}/v1/chat/completions", s.url());
     // 1e300 s does not fit in a Duration; it is taken as "wait as long as it takes".
-    for timeout in ["1e300", "1.8446744073709552e19", "600"] {
+    for timeout in ["1e300", "1.8446744073709552e19", "9.2e18", "600"] {
         let body = format!(r#"{{"model":"m","messages":[],"timeout":{timeout}}}"#);
         let r = post(&url, &body).await;
         assert_eq!(r.status, 200, "timeout {timeout}");

@@ -25,6 +25,10 @@ use std::time::{Duration, Instant};
 const REFILL_WAIT: Duration = Duration::from_millis(200);
 const MAX_REFILL_WAITS: u32 = 5;
 
+/// The longest an attempt waits: about 30 years, tokio's own "far future". A longer
+/// timeout means none; past this, the deadline could overflow an `Instant`.
+const NO_TIMEOUT: Duration = Duration::from_secs(30 * 365 * 86_400);
+
 /// Tokens a mocked answer reports (prompt 10 + completion 20, as `mock` does).
 const MOCK_TOKENS: u64 = 30;
 
@@ -227,7 +231,8 @@ impl Call<'_> {
             .timeout
             .or(if stream { dep.cfg.stream_timeout } else { None })
             .or(dep.cfg.timeout)
-            .unwrap_or(if stream { s.stream_timeout } else { s.timeout });
+            .unwrap_or(if stream { s.stream_timeout } else { s.timeout })
+            .min(NO_TIMEOUT);
         let sent = Instant::now();
         let target = &dep.targets[self.endpoint.index()];
         let outcome =

@@ -194,7 +194,9 @@ pub async fn raw_exchange(conn: &mut TcpStream, request: &[u8]) -> (u16, String,
 }
 
 /// Reads one HTTP/1.1 response with a content-length body.
-pub async fn read_response(conn: &mut TcpStream) -> (u16, String, Vec<u8>) {
+pub async fn read_response(
+    conn: &mut (impl tokio::io::AsyncRead + Unpin),
+) -> (u16, String, Vec<u8>) {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
     let head_end = loop {
