@@ -133,11 +133,7 @@ model_list:
 async fn a_timeout_too_large_for_a_duration_means_no_timeout() {
     // A real upstream, so that each timeout is armed for the attempt.
     let up = fake(|_| {}).await;
-    let s = Sluice::start(&format!(
-        "model_list:\n  - model_name: m\n    litellm_params: {{model: openai/a, api_base: \"{}\"}}\n",
-        up.url()
-    ))
-    .await;
+    let s = Sluice::start(&one_deployment(&up, "", "")).await;
     let url = format!("{}/v1/chat/completions", s.url());
     // 1e300 s does not fit in a Duration; it is taken as "wait as long as it takes".
     for timeout in ["1e300", "1.8446744073709552e19", "9.2e18", "600"] {

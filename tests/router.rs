@@ -312,11 +312,8 @@ async fn max_parallel_requests_holds_until_the_stream_ends() {
 #[tokio::test]
 async fn max_tokens_near_u64_max_is_refused_and_leaves_the_count_alone() {
     let up = fake(|_| {}).await;
-    let s = Sluice::start(&format!(
-        "model_list:\n  - model_name: m\n    litellm_params: {{model: openai/a, api_base: \"{}\", tpm: 1000}}\nrouter_settings: {{num_retries: 0, enable_pre_call_checks: true}}\n",
-        up.url()
-    ))
-    .await;
+    let rest = "router_settings: {num_retries: 0, enable_pre_call_checks: true}";
+    let s = Sluice::start(&one_deployment(&up, ", tpm: 1000", rest)).await;
     let url = format!("{}/chat/completions", s.url());
     within_one_minute(5).await;
     let used = || {

@@ -248,6 +248,16 @@ pub async fn fake(f: impl FnOnce(&mut sluice::fake::FakeConfig)) -> sluice::fake
     sluice::fake::FakeLlm::start(cfg).await.unwrap()
 }
 
+/// A config serving model `m` from one deployment on `up` (`openai/a`), with
+/// `params` added to its `litellm_params` (`, tpm: 10`) and `rest` after the model
+/// list (`router_settings: {...}`).
+pub fn one_deployment(up: &sluice::fake::FakeLlm, params: &str, rest: &str) -> String {
+    format!(
+        "model_list:\n  - model_name: m\n    litellm_params: {{model: openai/a, api_base: \"{}\"{params}}}\n{rest}\n",
+        up.url()
+    )
+}
+
 /// Writes `yaml` to a file of its own under the temp dir and returns the path.
 pub fn config_file(tag: &str, yaml: &str) -> std::path::PathBuf {
     use std::sync::atomic::{AtomicUsize, Ordering};
