@@ -295,11 +295,17 @@ pub async fn run(
         let mut results = results.into_iter().map(Result::unwrap);
         if heartbeat {
             if let Some(Value::Array(v)) = results.next() {
-                let redis_now = v.first().and_then(Value::as_i64).unwrap_or(0);
+                let redis_now = v.first().and_then(Value::as_i64);
                 let replicas = v.get(1).and_then(Value::as_i64).unwrap_or(1);
                 // Redis read its clock about half a round trip before the answer came.
                 let local_then = clock::system_ms().saturating_sub(rtt.as_millis() as u64 / 2);
-                clock::set_offset(redis_now.saturating_sub(signed(local_then)));
+                match clock_offset(redis_now, local_then) {
+                    Some(offset) => clock::set_offset(offset),
+                    None => tracing::warn!(
+                        reply = ?v.first(),
+                        "redis sent no usable time: the shared clock keeps its last offset"
+                    ),
+                }
                 sync.set_replicas(replicas.max(1) as u64);
                 let now_epoch = v.get(2).and_then(Value::as_string);
                 if epoch.is_some() && now_epoch != epoch {
@@ -416,6 +422,15 @@ fn refetch_on_reconnect(c: &impl EventInterface, refetch: &Arc<AtomicBool>) {
     }));
 }
 
+/// Redis's clock minus this machine's, from a heartbeat's time and this machine's
+/// clock when Redis read its own. None when the reply holds no time after the
+/// epoch: a reply that is not what the script returns must not move every
+/// replica's windows back to 1970.
+fn clock_offset(redis_now_ms: Option<i64>, local_then_ms: u64) -> Option<i64> {
+    let redis_now = redis_now_ms.filter(|&t| t > 0)?;
+    Some(redis_now.saturating_sub(signed(local_then_ms)))
+}
+
 fn apply_cooldown(app: &App, id: &str, until_ms: u64) {
     let snap = app.snapshot.load();
     if let Some(d) = snap.deployments.iter().find(|d| d.cfg.id == id) {
@@ -461,3 +476,21 @@ async fn load_scripts(client: &Client, clustered: bool) -> bool {
 
 mod plan;
 use plan::{plan, undo};
+
+#[cfg(test)]
+mod tests {
+    use super::clock_offset;
+
+    #[test]
+    fn the_clock_offset_comes_only_from_a_time_after_the_epoch() {
+        let local = 1_800_000_000_000;
+        assert_eq!(clock_offset(Some(1_800_000_000_250), local), Some(250));
+        assert_eq!(clock_offset(Some(1_799_999_999_000), local), Some(-1_000));
+        // A reply without a time, or with none after 1970, leaves the offset alone.
+        assert_eq!(clock_offset(None, local), None);
+        assert_eq!(clock_offset(Some(0), local), None);
+        assert_eq!(clock_offset(Some(-5), local), None);
+        // A local clock past i64::MAX ms cannot wrap the difference.
+        assert_eq!(clock_offset(Some(1), u64::MAX), Some(1 - i64::MAX));
+    }
+}
