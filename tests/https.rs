@@ -432,3 +432,63 @@ router_settings: {{num_retries: 0}}
 
     s.shutdown().await;
 }
+
+/// The first requests to an HTTPS upstream cannot know whether it will choose
+/// HTTP/2. A burst that arrives before any connection exists waits for one dial to
+/// find out: against an HTTP/2 upstream it then shares that one connection, instead
+/// of opening a TLS connection per request that is dropped once its answer ends.
+/// Against an HTTP/1.1 upstream the same burst is served whole, on connections of
+/// its own.
+#[tokio::test]
+async fn a_cold_burst_to_an_https_upstream_waits_for_one_dial_to_learn_its_protocol() {
+    let trust = trusted();
+    let h2 = TlsUpstream::start(&trust.0.good, true).await;
+    let h1 = TlsUpstream::start(&trust.0.good, false).await;
+    let s = Sluice::start(&format!(
+        r#"
+model_list:
+  - model_name: h2
+    litellm_params: {{model: openai/h2-model, api_base: "https://localhost:{h2}/v1", api_key: k}}
+  - model_name: h1
+    litellm_params: {{model: openai/h1-model, api_base: "https://localhost:{h1}/v1", api_key: k}}
+router_settings: {{num_retries: 0}}
+"#,
+        h2 = h2.port(),
+        h1 = h1.port(),
+    ))
+    .await;
+    let url = format!("{}/v1/chat/completions", s.url());
+    let burst = |model: &'static str| {
+        let url = url.clone();
+        futures_util::future::join_all((0..16).map(move |_| {
+            let url = url.clone();
+            tokio::spawn(async move { post(&url, &chat(model)).await })
+        }))
+    };
+
+    for r in burst("h2").await {
+        let r = r.unwrap();
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        assert_eq!(r.json()["model"], "h2-model");
+    }
+    assert_eq!(h2.accepted(), 1, "connections the HTTP/2 upstream accepted");
+    assert_eq!(h2.seen().len(), 16);
+    assert!(h2.seen().iter().all(|s| s.version == http::Version::HTTP_2));
+
+    for r in burst("h1").await {
+        let r = r.unwrap();
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        assert_eq!(r.json()["model"], "h1-model");
+    }
+    assert_eq!(h1.seen().len(), 16);
+    assert!(h1
+        .seen()
+        .iter()
+        .all(|s| s.version == http::Version::HTTP_11));
+    // One connection per request at most, and more than one: after the first dial
+    // the rest dial side by side, not one after another on a shared connection.
+    let accepted = h1.accepted();
+    assert!((2..=16).contains(&accepted), "{accepted} connections");
+
+    s.shutdown().await;
+}

@@ -7,7 +7,8 @@
 //! body ends, straight from the body's last poll. A request that finds no idle
 //! connection dials one and keeps it: it never races the dial against a
 //! connection coming back, which would leave a spare connection behind each time
-//! the other side won.
+//! the other side won. The first requests to an HTTPS origin wait for one dial to
+//! learn whether it speaks HTTP/2 (shared) or HTTP/1.1 (one connection each).
 
 use super::body::Body;
 use super::counted::CountedIo;
@@ -46,6 +47,10 @@ pub struct Origin {
     /// dials (holding `h2_dial`), and the others wait to share its connection.
     speaks_h2: AtomicBool,
     h2_dial: tokio::sync::Mutex<()>,
+    /// Whether a dial has ended, so that the protocol is known: an HTTPS upstream
+    /// picks HTTP/2 or HTTP/1.1 in its TLS handshake. Until then requests dial one
+    /// at a time (holding `h2_dial`). Plain HTTP is HTTP/1.1 from the start.
+    probed: AtomicBool,
     /// Whether the task that drops expired idle connections runs.
     reaping: AtomicBool,
 }
@@ -76,6 +81,7 @@ impl Origin {
             h2: Mutex::default(),
             speaks_h2: AtomicBool::new(false),
             h2_dial: tokio::sync::Mutex::new(()),
+            probed: AtomicBool::new(scheme != &Scheme::HTTPS),
             reaping: AtomicBool::new(false),
         })
     }
@@ -291,7 +297,36 @@ impl Client {
                 },
             }
         }
+        if !origin.probed.load(Ordering::Acquire) {
+            return Box::pin(self.probe_and_send(target, req)).await;
+        }
         Box::pin(self.dial_and_send(target, req)).await
+    }
+
+    /// Sends the first requests to an HTTPS origin, whose protocol only a dial
+    /// tells: one request dials while the others wait. Then, if the upstream chose
+    /// HTTP/2, they share its connection; otherwise each dials its own, side by
+    /// side. A burst before the first answer would otherwise open a TLS connection
+    /// per request, to keep one of them if the upstream speaks HTTP/2. Only the
+    /// first dial waits: if it fails, the waiting requests dial on their own.
+    async fn probe_and_send(
+        &self,
+        target: &Target,
+        req: Request<Spliced>,
+    ) -> Result<Response<Body>, Error> {
+        let origin = &target.origin;
+        let probing = origin.h2_dial.lock().await;
+        if origin.probed.load(Ordering::Acquire) {
+            drop(probing);
+            return self.send(target, req).await;
+        }
+        let fresh = self.connect(origin).await;
+        origin.probed.store(true, Ordering::Release);
+        drop(probing);
+        match fresh? {
+            Fresh::Http1(conn) => send_h1_fresh(conn, target, req).await,
+            Fresh::Http2(conn) => self.send_h2(target, req, Some(conn)).await,
+        }
     }
 
     /// Sends on a new connection.
