@@ -44,6 +44,7 @@ per_request() { # name command... -> instructions per request
 
 echo "callgrind, oha -c 10, $N and $((3 * N)) requests, $(date -u +%F), commit $(git describe --always --dirty 2>/dev/null || echo '?')"
 p=$(per_request pass target/release/examples/passthrough --upstream "$fake" --port 0)
-s=$(per_request sluice "${SLUICE_BIN:-target/release/sluice}" --config "$work/config.yaml" --host 127.0.0.1 --port 0)
+# shellcheck disable=SC2086 # SLUICE_ARGS is split into arguments on purpose
+s=$(per_request sluice "${SLUICE_BIN:-target/release/sluice}" --config "$work/config.yaml" --host 127.0.0.1 --port 0 ${SLUICE_ARGS:-})
 printf '%-12s %14s\n' proxy instr/request passthrough "$p" sluice "$s"
 awk -v p="$p" -v s="$s" 'BEGIN {printf "passthrough/sluice: %.2f\n", p / s}'

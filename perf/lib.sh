@@ -26,7 +26,8 @@ wait_url() { # file -> first http://127.0.0.1:port printed in it
 # Starts one fake-llm and sluice on a one-deployment config pointing at it (model
 # group $1, default `fake-gpt`; litellm_params model $2 and api_key $3); sets fake,
 # sluice (their URLs) and fake_pid, sluice_pid. SLUICE_BIN picks another sluice
-# binary (default target/release/sluice).
+# binary (default target/release/sluice); SLUICE_ARGS adds to its command line
+# (e.g. "--num_workers 1").
 start_fake_and_sluice() {
   target/release/fake-llm --port 0 >"$work/fake.out" 2>&1 &
   fake_pid=$!; pids+=($fake_pid)
@@ -36,7 +37,8 @@ model_list:
   - model_name: ${1:-fake-gpt}
     litellm_params: {model: ${2:-openai/fake-upstream}, api_base: "$fake/v1", api_key: ${3:-k}}
 YAML
-  "${SLUICE_BIN:-target/release/sluice}" --config "$work/config.yaml" --host 127.0.0.1 --port 0 2>"$work/sluice.err" &
+  # shellcheck disable=SC2086 # SLUICE_ARGS is split into arguments on purpose
+  "${SLUICE_BIN:-target/release/sluice}" --config "$work/config.yaml" --host 127.0.0.1 --port 0 ${SLUICE_ARGS:-} 2>"$work/sluice.err" &
   sluice_pid=$!; pids+=($sluice_pid)
   sluice=$(wait_url "$work/sluice.err")
 }
