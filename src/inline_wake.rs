@@ -2,12 +2,12 @@
 //! by polling it again at once, instead of by the scheduler.
 //!
 //! tokio treats a task woken while it runs as a task that yields: it goes to the
-//! back of its worker's run queue and an idle worker thread is woken (a futex or
-//! eventfd write) to steal it. hyper's HTTP/1 server wakes its own connection each
-//! time a handler starts reading a request body (the "body is wanted" signal), so
-//! whenever a worker was idle, as at a moderate load, every request with a body
-//! woke it, and the request often moved to that thread halfway through. Answered
-//! inline, such a wake-up costs one more poll on the same thread.
+//! back of its run queue, behind every other task ready on that thread, and on a
+//! multi-threaded runtime an idle worker thread is woken (a futex or eventfd
+//! write) to steal it. hyper's HTTP/1 server wakes its own connection each time a
+//! handler starts reading a request body (the "body is wanted" signal), so every
+//! request with a body took that detour. Answered inline, such a wake-up costs one
+//! more poll on the same thread.
 
 use futures_util::task::AtomicWaker;
 use std::future::{poll_fn, Future};

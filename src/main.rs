@@ -9,6 +9,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
+use tokio::runtime::Handle;
 
 #[cfg(feature = "mimalloc")]
 #[global_allocator]
@@ -34,7 +35,7 @@ struct Cli {
     /// Port to listen on (0 picks a free one and prints it).
     #[arg(long, default_value_t = 4000)]
     port: u16,
-    /// Worker threads (default: one per CPU).
+    /// Worker threads, each serving the connections handed to it (default: one per CPU).
     #[arg(long = "num_workers", visible_alias = "num-workers")]
     num_workers: Option<usize>,
     /// Log as JSON lines instead of human-readable text.
@@ -103,12 +104,34 @@ fn main() -> ExitCode {
     if let Err(e) = huge_pages {
         tracing::debug!(error = %e, "transparent huge pages left as they are");
     }
-    let mut rt = tokio::runtime::Builder::new_multi_thread();
-    if let Some(n) = cli.num_workers.filter(|n| *n > 0) {
-        rt.worker_threads(n);
+    let workers = cli
+        .num_workers
+        .filter(|n| *n > 0)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    // One single-threaded runtime per worker thread, each serving the connections
+    // handed to it: a request and its upstream connection stay on one thread, and
+    // no worker wakes another to share work (perf/RESULTS.md, round ten).
+    let runtimes: Vec<_> = (0..workers)
+        .map(|_| {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a tokio runtime starts")
+        })
+        .collect();
+    let handles = runtimes.iter().map(|rt| rt.handle().clone()).collect();
+    let mut runtimes = runtimes.into_iter().enumerate();
+    let (_, main_rt) = runtimes.next().expect("at least one worker");
+    for (i, rt) in runtimes {
+        std::thread::Builder::new()
+            .name(format!("sluice-worker-{i}"))
+            .spawn(move || {
+                sluice::upstream::set_worker(i);
+                rt.block_on(std::future::pending::<()>())
+            })
+            .expect("a worker thread starts");
     }
-    let rt = rt.enable_all().build().expect("the tokio runtime starts");
-    rt.block_on(serve(cli, path, snapshot))
+    main_rt.block_on(serve(cli, path, snapshot, handles))
 }
 
 /// Opts out of transparent huge pages. A proxy's heap is many small per-connection
@@ -154,7 +177,7 @@ fn init_logs(json: bool) {
     }
 }
 
-async fn serve(cli: Cli, path: PathBuf, snapshot: Snapshot) -> ExitCode {
+async fn serve(cli: Cli, path: PathBuf, snapshot: Snapshot, workers: Vec<Handle>) -> ExitCode {
     let app = App::new(snapshot);
     wait_for_redis(&app).await;
     let addr = SocketAddr::new(cli.host, cli.port);
@@ -182,7 +205,7 @@ async fn serve(cli: Cli, path: PathBuf, snapshot: Snapshot) -> ExitCode {
         grace: cli.grace_period,
         idle: cli.idle_timeout,
     };
-    sluice::server::run(listener, app, shutdown_signal(), timeouts).await;
+    sluice::server::run_on(listener, app, shutdown_signal(), timeouts, &workers).await;
     ExitCode::SUCCESS
 }
 

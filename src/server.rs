@@ -18,7 +18,7 @@ use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use socket2::{Domain, Protocol, Socket, Type};
 use std::convert::Infallible;
 use std::future::{poll_fn, Future};
@@ -29,6 +29,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
+use tokio::runtime::Handle;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
@@ -72,12 +73,27 @@ impl Default for Timeouts {
 }
 
 /// Serves until `shutdown` resolves, then stops accepting, marks the app draining
-/// and lets open connections finish for up to `timeouts.grace`.
+/// and lets open connections finish for up to `timeouts.grace`. Connections are
+/// served on the runtime this runs on.
 pub async fn run(
     listener: TcpListener,
     app: Arc<App>,
     shutdown: impl Future<Output = ()>,
     timeouts: Timeouts,
+) {
+    run_on(listener, app, shutdown, timeouts, &[]).await;
+}
+
+/// Like [`run`], with each accepted connection served on the next of `workers`
+/// in turn (on this runtime when `workers` is empty). A connection stays on its
+/// worker for as long as it lives, with the upstream connections its requests
+/// use: none of its work crosses threads.
+pub async fn run_on(
+    listener: TcpListener,
+    app: Arc<App>,
+    shutdown: impl Future<Output = ()>,
+    timeouts: Timeouts,
+    workers: &[Handle],
 ) {
     let Timeouts { grace, idle } = timeouts;
     // No header-read timeout from hyper: it arms a timer for every request, which
@@ -87,11 +103,17 @@ pub async fn run(
     h1.header_read_timeout(None).keep_alive(true);
     let mut h2 = http2::Builder::new(TokioExecutor::new());
     h2.timer(TokioTimer::new());
-    // Shared: each connection needs one of the two for as long as it lives.
-    let builders = Arc::new((h1, h2));
     let graceful = GracefulShutdown::new();
     // Tells connections still being sniffed that no request will be taken any more.
     let (stop, stopping) = watch::channel(false);
+    let conns = Arc::new(Connections {
+        app: app.clone(),
+        h1,
+        h2,
+        stopping,
+        idle,
+    });
+    let mut turn = 0usize;
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -106,41 +128,29 @@ pub async fn run(
                     }
                 };
                 let _ = stream.set_nodelay(true);
-                let app = app.clone();
-                let builders = builders.clone();
                 let watcher = graceful.watcher();
-                let mut stopping = stopping.clone();
+                let conns = conns.clone();
                 // hyper wakes a connection's task from inside it once a request:
-                // answered inline, that wake-up does not rouse another worker thread.
-                tokio::spawn(inline_wakes(async move {
-                    let proto = tokio::select! {
-                        p = tokio::time::timeout(idle, sniff(&stream)) => p,
-                        _ = stopping.changed() => return,
-                    };
-                    let activity = Arc::new(Activity::default());
-                    let service = {
-                        let activity = activity.clone();
-                        service_fn(move |req| answer(app.clone(), req, Open::begin(&activity)))
-                    };
-                    let io = TokioIo::new(stream);
-                    let (h1, h2) = &*builders;
-                    let served = match proto {
-                        Ok(Ok(Proto::Http1)) => {
-                            let conn = pin!(watcher.watch(h1.serve_connection(io, service)));
-                            match unless_quiet(conn, &activity, idle).await {
-                                Some(served) => served,
-                                None => {
-                                    tracing::debug!("closed an idle or slow HTTP/1 connection");
-                                    return;
-                                }
-                            }
-                        }
-                        Ok(Ok(Proto::Http2)) => watcher.watch(h2.serve_connection(io, service)).await,
-                        // Closed, failed or silent before its first bytes: nothing to answer.
-                        _ => return,
-                    };
-                    if let Err(e) = served {
-                        tracing::debug!(error = %e, "connection ended with an error");
+                // answered inline (`inline_wakes`), that wake-up costs one more poll
+                // instead of a trip through the scheduler.
+                let Some(worker) = workers.get(turn % workers.len().max(1)) else {
+                    tokio::spawn(inline_wakes(conns.serve(stream, watcher)));
+                    continue;
+                };
+                turn = turn.wrapping_add(1);
+                // Its readiness must come from the worker's own event loop: the
+                // socket leaves this runtime's and joins the worker's.
+                let stream = match stream.into_std() {
+                    Ok(s) => s,
+                    Err(e) => {
+                        tracing::debug!(error = %e, "cannot hand a connection over");
+                        continue;
+                    }
+                };
+                worker.spawn(inline_wakes(async move {
+                    match TcpStream::from_std(stream) {
+                        Ok(stream) => conns.serve(stream, watcher).await,
+                        Err(e) => tracing::debug!(error = %e, "cannot take a connection over"),
                     }
                 }));
             }
@@ -154,6 +164,52 @@ pub async fn run(
     tokio::select! {
         _ = graceful.shutdown() => tracing::info!("all connections closed"),
         _ = tokio::time::sleep(grace) => tracing::warn!("grace period over, closing remaining connections"),
+    }
+}
+
+/// What serving a connection needs, shared by all of them.
+struct Connections {
+    app: Arc<App>,
+    h1: http1::Builder,
+    h2: http2::Builder<TokioExecutor>,
+    /// Becomes true once no request will be taken any more.
+    stopping: watch::Receiver<bool>,
+    idle: Duration,
+}
+
+impl Connections {
+    /// Serves one accepted connection to its end.
+    async fn serve(self: Arc<Self>, stream: TcpStream, watcher: Watcher) {
+        let mut stopping = self.stopping.clone();
+        let proto = tokio::select! {
+            p = tokio::time::timeout(self.idle, sniff(&stream)) => p,
+            _ = stopping.changed() => return,
+        };
+        let activity = Arc::new(Activity::default());
+        let service = {
+            let activity = activity.clone();
+            let app = self.app.clone();
+            service_fn(move |req| answer(app.clone(), req, Open::begin(&activity)))
+        };
+        let io = TokioIo::new(stream);
+        let served = match proto {
+            Ok(Ok(Proto::Http1)) => {
+                let conn = pin!(watcher.watch(self.h1.serve_connection(io, service)));
+                match unless_quiet(conn, &activity, self.idle).await {
+                    Some(served) => served,
+                    None => {
+                        tracing::debug!("closed an idle or slow HTTP/1 connection");
+                        return;
+                    }
+                }
+            }
+            Ok(Ok(Proto::Http2)) => watcher.watch(self.h2.serve_connection(io, service)).await,
+            // Closed, failed or silent before its first bytes: nothing to answer.
+            _ => return,
+        };
+        if let Err(e) = served {
+            tracing::debug!(error = %e, "connection ended with an error");
+        }
     }
 }
 

@@ -205,3 +205,103 @@ async fn busy_http1_connections_outlive_the_idle_timeout() {
         tokio::time::sleep(pause).await;
     }
 }
+
+/// Worker runtimes on threads of their own, as the `sluice` command runs them (one
+/// single-threaded runtime per CPU); stopped when dropped.
+struct Workers {
+    handles: Vec<tokio::runtime::Handle>,
+    stops: Vec<tokio::sync::oneshot::Sender<()>>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Workers {
+    fn start(n: usize) -> Workers {
+        let mut w = Workers {
+            handles: Vec::new(),
+            stops: Vec::new(),
+            threads: Vec::new(),
+        };
+        for i in 0..n {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+            w.handles.push(rt.handle().clone());
+            w.stops.push(stop);
+            w.threads.push(std::thread::spawn(move || {
+                sluice::upstream::set_worker(i);
+                rt.block_on(async {
+                    let _ = stopped.await;
+                });
+            }));
+        }
+        w
+    }
+}
+
+impl Drop for Workers {
+    fn drop(&mut self) {
+        self.stops.clear();
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Connections are handed to the workers in turn and served there to their end:
+/// each worker dials its own upstream connection and reuses it, and a shutdown
+/// waits for a request still running on a worker.
+#[tokio::test]
+async fn connections_are_served_on_the_workers_they_are_handed_to() {
+    let fast = fake(|_| {}).await;
+    let slow = fake(|c| c.latency = Duration::from_millis(400)).await;
+    let config = format!(
+        "model_list:\n  - model_name: fast\n    litellm_params: {{model: openai/m, api_key: k, api_base: \"{}/v1\"}}\n  - model_name: slow\n    litellm_params: {{model: openai/m, api_key: k, api_base: \"{}/v1\"}}\n",
+        fast.url(),
+        slow.url()
+    );
+    let workers = Workers::start(2);
+    let timeouts = Timeouts {
+        grace: Duration::from_secs(5),
+        ..Timeouts::default()
+    };
+    let s = Sluice::start_on(&config, &[], timeouts, workers.handles.clone()).await;
+
+    // Four connections, three requests on each, one request at a time.
+    let mut conns = Vec::new();
+    for _ in 0..4 {
+        conns.push(TcpStream::connect(s.addr).await.unwrap());
+    }
+    for _ in 0..3 {
+        for conn in &mut conns {
+            let (status, _, body) = raw_exchange(conn, raw_post(&chat("fast")).as_bytes()).await;
+            assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+        }
+    }
+    // Each worker holds two of the client connections and its upstream connection.
+    for (i, h) in workers.handles.iter().enumerate() {
+        let tasks = h.metrics().num_alive_tasks();
+        assert!(tasks >= 3, "worker {i} runs {tasks} tasks");
+    }
+    // One upstream connection per worker, each reused for its six requests (the
+    // two workers share one idle list on a one-CPU machine).
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let opened = metric(
+        &scrape(&s).await,
+        "sluice_upstream_connections_opened_total",
+        &[],
+    );
+    assert_eq!(opened, cpus.min(2) as f64, "upstream connections opened");
+
+    // A request on a worker is still answered after the shutdown begins.
+    let mut conn = conns.swap_remove(0);
+    let running =
+        tokio::spawn(
+            async move { raw_exchange(&mut conn, raw_post(&chat("slow")).as_bytes()).await },
+        );
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    s.shutdown().await;
+    let (status, _, body) = running.await.unwrap();
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+}

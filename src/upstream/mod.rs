@@ -8,7 +8,7 @@ mod pool;
 pub mod provider;
 
 pub use body::Body;
-pub use pool::{Client, Error, Origin, Target};
+pub use pool::{set_worker, Client, Error, Origin, Target};
 pub use provider::Endpoint;
 
 use crate::metrics::PoolMetrics;

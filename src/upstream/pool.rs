@@ -21,11 +21,29 @@ use hyper::client::conn::{http1, http2};
 use hyper_rustls::{HttpsConnector, MaybeHttpsStream};
 use hyper_util::client::legacy::connect::{Connection, HttpConnector};
 use hyper_util::rt::{TokioExecutor, TokioTimer};
+use std::cell::Cell;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::{Duration, Instant};
 use tower_service::Service;
+
+thread_local! {
+    /// The worker this thread is (0 unless [`set_worker`] said otherwise).
+    static WORKER: Cell<usize> = const { Cell::new(0) };
+}
+
+/// Tells the pool that this thread is worker `i`, which keeps the connections it
+/// dials to itself.
+pub fn set_worker(i: usize) {
+    WORKER.set(i);
+}
+
+/// Idle lists per origin: one per CPU (more workers than that share them).
+fn shards() -> usize {
+    static SHARDS: OnceLock<usize> = OnceLock::new();
+    *SHARDS.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
 
 /// An idle connection older than this is closed.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
@@ -38,9 +56,12 @@ pub struct Origin {
     base: Uri,
     /// The `Host` header of HTTP/1 requests: the authority without a default port.
     host: HeaderValue,
-    /// Idle HTTP/1 connections; the most recently used is last and is taken first,
-    /// so connections beyond what the load needs age out.
-    idle: Mutex<Vec<Idle>>,
+    /// Idle HTTP/1 connections, a list per worker thread (see [`set_worker`]): a
+    /// connection's task runs on the thread that dialled it, and goes back to that
+    /// thread's list, so a request never waits on another thread's connection. In
+    /// each list the most recently used is last and is taken first, so connections
+    /// beyond what the load needs age out.
+    idle: Box<[Mutex<Vec<Idle>>]>,
     /// The HTTP/2 connection every request shares, when the upstream chose HTTP/2.
     h2: Mutex<Option<http2::SendRequest<Spliced>>>,
     /// Set once the upstream has chosen HTTP/2: from then on one request at a time
@@ -77,7 +98,7 @@ impl Origin {
         Ok(Origin {
             base,
             host,
-            idle: Mutex::default(),
+            idle: (0..shards()).map(|_| Mutex::default()).collect(),
             h2: Mutex::default(),
             speaks_h2: AtomicBool::new(false),
             h2_dial: tokio::sync::Mutex::new(()),
@@ -107,7 +128,7 @@ impl Origin {
 
     /// The most recently used idle HTTP/1 connection that has not expired.
     fn checkout(&self) -> Option<http1::SendRequest<Spliced>> {
-        let mut idle = lock(&self.idle);
+        let mut idle = self.own_idle();
         while let Some(i) = idle.pop() {
             if i.conn.is_closed() {
                 continue;
@@ -125,21 +146,25 @@ impl Origin {
     /// Puts a connection whose answer has ended back.
     pub(super) fn checkin(&self, conn: http1::SendRequest<Spliced>) {
         let since = Instant::now();
-        let mut idle = lock(&self.idle);
-        idle.push(Idle { conn, since });
+        self.own_idle().push(Idle { conn, since });
     }
 
     /// Drops closed and expired idle connections, and a closed HTTP/2 connection.
     fn reap(&self) {
-        let mut idle = lock(&self.idle);
-        idle.retain(|i| !i.conn.is_closed() && i.since.elapsed() < IDLE_TIMEOUT);
-        drop(idle);
+        for idle in &self.idle {
+            lock(idle).retain(|i| !i.conn.is_closed() && i.since.elapsed() < IDLE_TIMEOUT);
+        }
         self.h2();
     }
 
     /// Idle HTTP/1 connections now (for tests).
     pub fn idle_count(&self) -> usize {
-        lock(&self.idle).len()
+        self.idle.iter().map(|idle| lock(idle).len()).sum()
+    }
+
+    /// This worker thread's idle connections.
+    fn own_idle(&self) -> MutexGuard<'_, Vec<Idle>> {
+        lock(&self.idle[WORKER.get() % self.idle.len()])
     }
 }
 

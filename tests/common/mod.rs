@@ -46,6 +46,17 @@ impl Sluice {
 
     /// Like `start_with_env`, with the given connection timeouts.
     pub async fn start_with(yaml: &str, env: &[(&str, &str)], timeouts: Timeouts) -> Sluice {
+        Self::start_on(yaml, env, timeouts, Vec::new()).await
+    }
+
+    /// Like `start_with`, serving the connections on `workers` in turn (on the
+    /// test's runtime when empty), as the `sluice` command does.
+    pub async fn start_on(
+        yaml: &str,
+        env: &[(&str, &str)],
+        timeouts: Timeouts,
+        workers: Vec<tokio::runtime::Handle>,
+    ) -> Sluice {
         let env: Vec<(String, String)> = env
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -58,14 +69,13 @@ impl Sluice {
         let listener = sluice::server::bind("127.0.0.1:0".parse().unwrap()).unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(sluice::server::run(
-            listener,
-            app.clone(),
-            async move {
+        let serving = app.clone();
+        let task = tokio::spawn(async move {
+            let stop = async move {
                 let _ = rx.await;
-            },
-            timeouts,
-        ));
+            };
+            sluice::server::run_on(listener, serving, stop, timeouts, &workers).await;
+        });
         Sluice {
             addr,
             app,
