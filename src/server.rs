@@ -84,10 +84,11 @@ pub async fn run(
     run_on(listener, app, shutdown, timeouts, &[]).await;
 }
 
-/// Like [`run`], with each accepted connection served on the next of `workers`
-/// in turn (on this runtime when `workers` is empty). A connection stays on its
-/// worker for as long as it lives, with the upstream connections its requests
-/// use: none of its work crosses threads.
+/// Like [`run`], with each accepted connection served on one of `workers` (on
+/// this runtime when `workers` is empty): the one with the fewest connections
+/// open, the next in turn among equals. A connection stays on its worker for as
+/// long as it lives, with the upstream connections its requests use: none of its
+/// work crosses threads.
 pub async fn run_on(
     listener: TcpListener,
     app: Arc<App>,
@@ -113,6 +114,8 @@ pub async fn run_on(
         stopping,
         idle,
     });
+    // Connections open on each worker.
+    let open: Arc<[AtomicUsize]> = workers.iter().map(|_| AtomicUsize::new(0)).collect();
     let mut turn = 0usize;
     tokio::pin!(shutdown);
     loop {
@@ -133,10 +136,11 @@ pub async fn run_on(
                 // hyper wakes a connection's task from inside it once a request:
                 // answered inline (`inline_wakes`), that wake-up costs one more poll
                 // instead of a trip through the scheduler.
-                let Some(worker) = workers.get(turn % workers.len().max(1)) else {
+                if workers.is_empty() {
                     tokio::spawn(inline_wakes(conns.serve(stream, watcher)));
                     continue;
-                };
+                }
+                let assigned = Assigned::to_least_busy(&open, turn);
                 turn = turn.wrapping_add(1);
                 // Its readiness must come from the worker's own event loop: the
                 // socket leaves this runtime's and joins the worker's.
@@ -147,7 +151,8 @@ pub async fn run_on(
                         continue;
                     }
                 };
-                worker.spawn(inline_wakes(async move {
+                workers[assigned.worker].spawn(inline_wakes(async move {
+                    let _assigned = assigned;
                     match TcpStream::from_std(stream) {
                         Ok(stream) => conns.serve(stream, watcher).await,
                         Err(e) => tracing::debug!(error = %e, "cannot take a connection over"),
@@ -164,6 +169,37 @@ pub async fn run_on(
     tokio::select! {
         _ = graceful.shutdown() => tracing::info!("all connections closed"),
         _ = tokio::time::sleep(grace) => tracing::warn!("grace period over, closing remaining connections"),
+    }
+}
+
+/// A connection counted as open on its worker until it ends.
+struct Assigned {
+    open: Arc<[AtomicUsize]>,
+    worker: usize,
+}
+
+impl Assigned {
+    /// The worker with the fewest connections open, the first from `turn` on among
+    /// equals. Counting connections, not handing them out in turn, keeps the
+    /// workers even when some connections close at once and others stay (a load
+    /// balancer's health checks beside its pooled connections, say).
+    fn to_least_busy(open: &Arc<[AtomicUsize]>, turn: usize) -> Assigned {
+        let n = open.len();
+        let worker = (0..n)
+            .map(|k| (turn + k) % n)
+            .min_by_key(|&i| open[i].load(Ordering::Relaxed))
+            .expect("at least one worker");
+        open[worker].fetch_add(1, Ordering::Relaxed);
+        Assigned {
+            open: open.clone(),
+            worker,
+        }
+    }
+}
+
+impl Drop for Assigned {
+    fn drop(&mut self) {
+        self.open[self.worker].fetch_sub(1, Ordering::Relaxed);
     }
 }
 

@@ -305,3 +305,44 @@ async fn connections_are_served_on_the_workers_they_are_handed_to() {
     let (status, _, body) = running.await.unwrap();
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
 }
+
+/// A new connection goes to the worker with the fewest open: after a short
+/// connection on one worker has closed, the next one goes there again, rather
+/// than joining the long one on the other worker.
+#[tokio::test]
+async fn a_connection_goes_to_the_worker_with_the_fewest_open() {
+    let workers = Workers::start(2);
+    let s = Sluice::start_on(CONFIG, &[], Timeouts::default(), workers.handles.clone()).await;
+    let tasks = |i: usize| workers.handles[i].metrics().num_alive_tasks();
+    let ask = |conn: TcpStream| async move {
+        let mut conn = conn;
+        let (status, _, body) = raw_exchange(&mut conn, raw_post(&chat("m")).as_bytes()).await;
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+        conn
+    };
+
+    let stays = ask(TcpStream::connect(s.addr).await.unwrap()).await;
+    let short = ask(TcpStream::connect(s.addr).await.unwrap()).await;
+    assert_eq!(
+        (tasks(0), tasks(1)),
+        (1, 1),
+        "one connection on each worker"
+    );
+    drop(short);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while tasks(0) + tasks(1) > 1 {
+        assert!(
+            Instant::now() < deadline,
+            "the closed connection is still served"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let next = ask(TcpStream::connect(s.addr).await.unwrap()).await;
+    assert_eq!(
+        (tasks(0), tasks(1)),
+        (1, 1),
+        "the new connection joined the worker left without one"
+    );
+    drop((stays, next));
+    s.shutdown().await;
+}
