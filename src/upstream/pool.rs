@@ -65,12 +65,14 @@ pub struct Origin {
     /// The HTTP/2 connection every request shares, when the upstream chose HTTP/2.
     h2: Mutex<Option<http2::SendRequest<Spliced>>>,
     /// Set once the upstream has chosen HTTP/2: from then on one request at a time
-    /// dials (holding `h2_dial`), and the others wait to share its connection.
+    /// dials (holding `one_dial`), and the others wait to share its connection.
     speaks_h2: AtomicBool,
-    h2_dial: tokio::sync::Mutex<()>,
+    /// Held by the one request dialling while others wait for its connection: the
+    /// shared HTTP/2 one, or the first, which tells the protocol (`probed`).
+    one_dial: tokio::sync::Mutex<()>,
     /// Whether a dial has ended, so that the protocol is known: an HTTPS upstream
     /// picks HTTP/2 or HTTP/1.1 in its TLS handshake. Until then requests dial one
-    /// at a time (holding `h2_dial`). Plain HTTP is HTTP/1.1 from the start.
+    /// at a time (holding `one_dial`). Plain HTTP is HTTP/1.1 from the start.
     probed: AtomicBool,
     /// Whether the task that drops expired idle connections runs.
     reaping: AtomicBool,
@@ -101,7 +103,7 @@ impl Origin {
             idle: (0..shards()).map(|_| Mutex::default()).collect(),
             h2: Mutex::default(),
             speaks_h2: AtomicBool::new(false),
-            h2_dial: tokio::sync::Mutex::new(()),
+            one_dial: tokio::sync::Mutex::new(()),
             probed: AtomicBool::new(scheme != &Scheme::HTTPS),
             reaping: AtomicBool::new(false),
         })
@@ -340,7 +342,7 @@ impl Client {
         req: Request<Spliced>,
     ) -> Result<Response<Body>, Error> {
         let origin = &target.origin;
-        let probing = origin.h2_dial.lock().await;
+        let probing = origin.one_dial.lock().await;
         if origin.probed.load(Ordering::Acquire) {
             drop(probing);
             return self.send(target, req).await;
@@ -348,10 +350,7 @@ impl Client {
         let fresh = self.connect(origin).await;
         origin.probed.store(true, Ordering::Release);
         drop(probing);
-        match fresh? {
-            Fresh::Http1(conn) => send_h1_fresh(conn, target, req).await,
-            Fresh::Http2(conn) => self.send_h2(target, req, Some(conn)).await,
-        }
+        self.send_fresh(fresh?, target, req).await
     }
 
     /// Sends on a new connection.
@@ -360,7 +359,18 @@ impl Client {
         target: &Target,
         req: Request<Spliced>,
     ) -> Result<Response<Body>, Error> {
-        match self.connect(&target.origin).await? {
+        let fresh = self.connect(&target.origin).await?;
+        self.send_fresh(fresh, target, req).await
+    }
+
+    /// Sends the first request of a connection just dialled.
+    async fn send_fresh(
+        &self,
+        fresh: Fresh,
+        target: &Target,
+        req: Request<Spliced>,
+    ) -> Result<Response<Body>, Error> {
+        match fresh {
             Fresh::Http1(conn) => send_h1_fresh(conn, target, req).await,
             Fresh::Http2(conn) => self.send_h2(target, req, Some(conn)).await,
         }
@@ -378,7 +388,7 @@ impl Client {
         let mut conn = match conn.or_else(|| origin.h2()) {
             Some(conn) => conn,
             None => {
-                let _dialling = origin.h2_dial.lock().await;
+                let _dialling = origin.one_dial.lock().await;
                 match origin.h2() {
                     Some(conn) => conn,
                     None => match self.connect(origin).await? {
