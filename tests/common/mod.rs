@@ -49,8 +49,8 @@ impl Sluice {
         Self::start_on(yaml, env, timeouts, Vec::new()).await
     }
 
-    /// Like `start_with`, serving the connections on `workers` in turn (on the
-    /// test's runtime when empty), as the `sluice` command does.
+    /// Like `start_with`, serving each connection on the least busy of `workers`
+    /// (on the test's runtime when empty), as the `sluice` command does.
     pub async fn start_on(
         yaml: &str,
         env: &[(&str, &str)],
