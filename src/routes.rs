@@ -7,14 +7,14 @@ use crate::health;
 use crate::info;
 use crate::metrics;
 use crate::proxy;
-use crate::request::{self, Parsed};
 use crate::state::{App, Snapshot};
 use crate::upstream::Endpoint;
+use futures_util::future::{self, Either, FutureExt, Ready};
 use http::header::{self, HeaderMap};
 use http::{Method, Request, Response};
 use hyper::body::Incoming;
 use sha2::{Digest, Sha256};
-use std::convert::Infallible;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
 use subtle::ConstantTimeEq;
@@ -66,32 +66,46 @@ impl Target {
 
 /// The hyper service: never fails, every problem becomes a response. Each request
 /// is logged at debug level, once its response head is ready.
-pub async fn handle(
+///
+/// Everything but a proxied call is answered before this returns; a proxied call is
+/// one future, with no `async fn` layers around it. hyper keeps the future of each
+/// connection's open request in a box the size of that future, and every `async fn`
+/// layer would hold its own copy of the request in it (perf/RESULTS.md, round
+/// eleven).
+pub fn handle(
     app: Arc<App>,
     req: Request<Incoming>,
-) -> Result<Response<ProxyBody>, Infallible> {
+) -> impl Future<Output = Response<ProxyBody>> + Send {
     let start = Instant::now();
     // Copied only when the line will be written: no work per request otherwise.
     let logged = tracing::enabled!(tracing::Level::DEBUG)
         .then(|| (req.method().clone(), req.uri().path().to_string()));
-    let resp = respond(&app, req, start).await;
-    if let Some((method, path)) = logged {
-        tracing::debug!(
-            %method,
-            path,
-            status = resp.status().as_u16(),
-            deployment = resp.headers().get("x-litellm-model-id").and_then(|v| v.to_str().ok()),
-            ms = start.elapsed().as_secs_f64() * 1000.0,
-            "request"
-        );
-    }
-    Ok(resp)
+    respond(app, req, start).map(move |resp| {
+        if let Some((method, path)) = logged {
+            tracing::debug!(
+                %method,
+                path,
+                status = resp.status().as_u16(),
+                deployment = resp.headers().get("x-litellm-model-id").and_then(|v| v.to_str().ok()),
+                ms = start.elapsed().as_secs_f64() * 1000.0,
+                "request"
+            );
+        }
+        resp
+    })
 }
 
-async fn respond(app: &Arc<App>, req: Request<Incoming>, start: Instant) -> Response<ProxyBody> {
+/// Routes and authenticates a request: the answer itself, or the proxied call that
+/// will make it.
+fn respond(
+    app: Arc<App>,
+    req: Request<Incoming>,
+    start: Instant,
+) -> Either<Ready<Response<ProxyBody>>, impl Future<Output = Response<ProxyBody>> + Send> {
+    let now = |resp| Either::Left(future::ready(resp));
     let snap = app.snapshot.load_full();
     let Some(target) = Target::of(req.uri().path()) else {
-        return ProxyError::NotFound(req.uri().path().to_string()).into_response();
+        return now(ProxyError::NotFound(req.uri().path().to_string()).into_response());
     };
     let method = req.method();
     let head = method == Method::HEAD && target.method() == Method::GET;
@@ -101,59 +115,38 @@ async fn respond(app: &Arc<App>, req: Request<Incoming>, start: Instant) -> Resp
         } else {
             "GET, HEAD"
         };
-        return ProxyError::MethodNotAllowed { allow }.into_response();
+        return now(ProxyError::MethodNotAllowed { allow }.into_response());
     }
     if !target.open() {
         if let Err(e) = authorize(&snap, req.headers()) {
             if let Target::Proxy(_) = target {
                 app.metrics.unrouted.record(e.status().as_u16(), start);
             }
-            return e.into_response();
+            return now(e.into_response());
         }
     }
-    match target {
-        Target::Proxy(endpoint) => proxy_call(app, &snap, endpoint, req, start).await,
+    now(match target {
+        Target::Proxy(endpoint) => {
+            let (parts, body) = req.into_parts();
+            // What the call needs from the head is read here, and the head let go.
+            let head = proxy::Head::read(&parts.headers);
+            return Either::Right(proxy::handle(app, snap, endpoint, head, body, start));
+        }
         Target::Models => info::models(&snap),
         Target::ModelInfo => info::model_info(&snap),
         Target::ModelGroupInfo => info::model_group_info(&snap),
         Target::Liveness => info::liveness(),
-        Target::Readiness => info::readiness(app, &snap),
+        Target::Readiness => info::readiness(&app, &snap),
         Target::Health => health::health(&snap),
         Target::Metrics => {
-            let mut r = Response::new(ProxyBody::full(metrics::render(app, &snap)));
+            let mut r = Response::new(ProxyBody::full(metrics::render(&app, &snap)));
             r.headers_mut().insert(
                 header::CONTENT_TYPE,
                 header::HeaderValue::from_static(metrics::CONTENT_TYPE),
             );
             r
         }
-    }
-}
-
-async fn proxy_call(
-    app: &App,
-    snap: &Snapshot,
-    endpoint: Endpoint,
-    req: Request<Incoming>,
-    start: Instant,
-) -> Response<ProxyBody> {
-    let (parts, body) = req.into_parts();
-    let content_length = parts
-        .headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok()?.parse().ok());
-    let s = &snap.settings;
-    let parsed = match request::read_body(body, content_length, s.max_body_bytes, s.max_body_mb)
-        .await
-        .and_then(Parsed::new)
-    {
-        Ok(p) => p,
-        Err(e) => {
-            app.metrics.unrouted.record(e.status().as_u16(), start);
-            return e.into_response();
-        }
-    };
-    proxy::handle(app, snap, endpoint, parts, parsed, start).await
+    })
 }
 
 /// Headers a client key may arrive in, in LiteLLM's order of preference.

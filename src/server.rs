@@ -12,11 +12,10 @@ use crate::inline_wake::inline_wakes;
 use crate::routes;
 use crate::state::App;
 use bytes::Bytes;
+use futures_util::FutureExt;
 use http_body::{Body, Frame, SizeHint};
-use hyper::body::Incoming;
 use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
-use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use socket2::{Domain, Protocol, Socket, Type};
@@ -225,7 +224,13 @@ impl Connections {
         let service = {
             let activity = activity.clone();
             let app = self.app.clone();
-            service_fn(move |req| answer(app.clone(), req, Open::begin(&activity)))
+            service_fn(move |req| {
+                // The request counts as open until its response body is done.
+                let open = Open::begin(&activity);
+                routes::handle(app.clone(), req).map(|resp| {
+                    Ok::<_, Infallible>(resp.map(|body| OpenBody { body, _open: open }))
+                })
+            })
         };
         let io = TokioIo::new(stream);
         let served = match proto {
@@ -247,16 +252,6 @@ impl Connections {
             tracing::debug!(error = %e, "connection ended with an error");
         }
     }
-}
-
-/// Answers one request, which counts as open until its response body is done.
-async fn answer(
-    app: Arc<App>,
-    req: Request<Incoming>,
-    open: Open,
-) -> Result<Response<OpenBody>, Infallible> {
-    let resp = routes::handle(app, req).await?;
-    Ok(resp.map(|body| OpenBody { body, _open: open }))
 }
 
 /// What a connection's watchdog reads.

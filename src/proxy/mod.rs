@@ -8,15 +8,17 @@ pub mod headers;
 
 use crate::body::ProxyBody;
 use crate::error::ProxyError;
-use crate::request::Parsed;
+use crate::request::{self, Parsed};
 use crate::router::pick::Need;
 use crate::router::Route;
 use crate::state::{App, Snapshot};
 use crate::upstream::Endpoint;
 use attempt::Failed;
 use headers::Trace;
-use http::header::{HeaderMap, HeaderName};
+use http::header::{HeaderMap, HeaderName, CONTENT_LENGTH};
 use http::Response;
+use hyper::body::Incoming;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Per-request override of the retry count, as LiteLLM reads it.
@@ -41,8 +43,30 @@ pub struct Ask {
     pub mock_500: bool,
 }
 
+/// What a proxied call needs from the request's head, read before its body so that
+/// the head can be let go: its header values share hyper's read buffer, which hyper
+/// reuses to watch the connection while the answer is awaited, instead of
+/// allocating another.
+pub struct Head {
+    /// `Content-Length`, when it is a number.
+    pub content_length: Option<u64>,
+    /// The `x-litellm-num-retries` header, when it is a number.
+    pub num_retries: Option<u64>,
+}
+
+impl Head {
+    /// Reads the head's headers.
+    pub fn read(headers: &HeaderMap) -> Head {
+        let number = |name| headers.get(name)?.to_str().ok()?.trim().parse().ok();
+        Head {
+            content_length: number(CONTENT_LENGTH),
+            num_retries: number(NUM_RETRIES_HEADER),
+        }
+    }
+}
+
 impl Ask {
-    fn new(req: &Parsed, headers: &HeaderMap, snap: &Snapshot) -> Ask {
+    fn new(req: &Parsed, head: &Head, snap: &Snapshot) -> Ask {
         let f = &req.fields;
         let b = &req.body;
         let prompt_bytes: usize = [f.messages, f.prompt, f.input]
@@ -61,15 +85,7 @@ impl Ask {
             retries: f
                 .num_retries
                 .and_then(|s| s.as_u64(b))
-                .or_else(|| {
-                    headers
-                        .get(NUM_RETRIES_HEADER)?
-                        .to_str()
-                        .ok()?
-                        .trim()
-                        .parse()
-                        .ok()
-                })
+                .or(head.num_retries)
                 .map_or(snap.settings.num_retries, |n| {
                     n.min(u64::from(u32::MAX)) as u32
                 }),
@@ -94,15 +110,25 @@ impl Ask {
     }
 }
 
-/// Proxies one request whose body has been read and scanned.
+/// Reads, scans and proxies one request.
 pub async fn handle(
-    app: &App,
-    snap: &Snapshot,
+    app: Arc<App>,
+    snap: Arc<Snapshot>,
     endpoint: Endpoint,
-    parts: http::request::Parts,
-    req: Parsed,
+    head: Head,
+    body: Incoming,
     start: Instant,
 ) -> Response<ProxyBody> {
+    let (app, snap) = (&*app, &*snap);
+    let s = &snap.settings;
+    let read = request::read_body(body, head.content_length, s.max_body_bytes, s.max_body_mb);
+    let req = match read.await.and_then(Parsed::new) {
+        Ok(p) => p,
+        Err(e) => {
+            app.metrics.unrouted.record(e.status().as_u16(), start);
+            return e.into_response();
+        }
+    };
     let (first, pinned) = match snap.route(&req.model) {
         Some(Route::Group(g)) => (g, None),
         Some(Route::Deployment(d)) => (snap.deployments[d].group, Some(d)),
@@ -112,11 +138,7 @@ pub async fn handle(
             return resp;
         }
     };
-    let ask = Ask::new(&req, &parts.headers, snap);
-    // The client's header values share hyper's read buffer: released now, hyper
-    // reuses that buffer to watch the connection while the answer is awaited,
-    // instead of allocating another.
-    drop(parts);
+    let ask = Ask::new(&req, &head, snap);
     let mut trace = Trace::new(start, first);
     let call = attempt::Call {
         app,
