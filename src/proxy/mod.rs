@@ -176,3 +176,34 @@ pub async fn handle(
     }
     headers::finish(failure.into_response(snap, &trace), &trace, snap)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_head_keeps_numbers_and_drops_anything_else() {
+        let head = |pairs: &[(&'static str, &'static str)]| {
+            let mut h = HeaderMap::new();
+            for (k, v) in pairs {
+                h.insert(*k, v.parse().unwrap());
+            }
+            let head = Head::read(&h);
+            (head.content_length, head.num_retries)
+        };
+        assert_eq!(head(&[]), (None, None));
+        assert_eq!(
+            head(&[("content-length", "42"), ("x-litellm-num-retries", " 2 ")]),
+            (Some(42), Some(2))
+        );
+        // Not a number, negative, or past u64: as if the header were absent, so the
+        // router's num_retries applies.
+        for bad in ["two", "-1", "18446744073709551616", ""] {
+            assert_eq!(
+                head(&[("x-litellm-num-retries", bad)]),
+                (None, None),
+                "{bad}"
+            );
+        }
+    }
+}
