@@ -108,8 +108,8 @@ fn respond(
         return now(ProxyError::NotFound(req.uri().path().to_string()).into_response());
     };
     let method = req.method();
-    let head = method == Method::HEAD && target.method() == Method::GET;
-    if method != target.method() && !head {
+    let is_head = method == Method::HEAD && target.method() == Method::GET;
+    if method != target.method() && !is_head {
         let allow = if target.method() == Method::POST {
             "POST"
         } else {
@@ -125,7 +125,7 @@ fn respond(
             return now(e.into_response());
         }
     }
-    now(match target {
+    let resp = match target {
         Target::Proxy(endpoint) => {
             let (parts, body) = req.into_parts();
             // What the call needs from the head is read here, and the head let go.
@@ -146,7 +146,8 @@ fn respond(
             );
             r
         }
-    })
+    };
+    now(resp)
 }
 
 /// Headers a client key may arrive in, in LiteLLM's order of preference.
