@@ -1,7 +1,7 @@
 //! An upstream answer's body, which gives its HTTP/1 connection back to the
 //! pool from its last poll: no task watches for the end.
 
-use super::pool::Origin;
+use super::origin::Origin;
 use crate::body::Spliced;
 use bytes::Bytes;
 use http::Response;

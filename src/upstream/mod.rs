@@ -4,11 +4,13 @@
 
 mod body;
 mod counted;
+mod origin;
 mod pool;
 pub mod provider;
 
 pub use body::Body;
-pub use pool::{set_worker, Client, Error, Origin, Target};
+pub use origin::{set_worker, Origin};
+pub use pool::{Client, Error, Target};
 pub use provider::Endpoint;
 
 use crate::metrics::PoolMetrics;
