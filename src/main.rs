@@ -4,6 +4,7 @@
 use clap::{Parser, Subcommand};
 use sluice::limiter::shared::Mode;
 use sluice::server::Timeouts;
+use sluice::server::Worker;
 use sluice::state::{App, Snapshot};
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -111,26 +112,14 @@ fn main() -> ExitCode {
     // One single-threaded runtime per worker thread, each serving the connections
     // handed to it: a request and its upstream connection stay on one thread, and
     // no worker wakes another to share work (perf/RESULTS.md, round ten).
-    let runtimes: Vec<_> = (0..workers)
-        .map(|_| {
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("a tokio runtime starts")
-        })
+    // The main thread is worker 0: it also accepts, and hands connections out.
+    let main_rt = sluice::server::runtime().expect("a tokio runtime starts");
+    let others: Vec<Worker> = (1..workers)
+        .map(|i| Worker::start(i).expect("a worker thread starts"))
         .collect();
-    let handles = runtimes.iter().map(|rt| rt.handle().clone()).collect();
-    let mut runtimes = runtimes.into_iter().enumerate();
-    let (_, main_rt) = runtimes.next().expect("at least one worker");
-    for (i, rt) in runtimes {
-        std::thread::Builder::new()
-            .name(format!("sluice-worker-{i}"))
-            .spawn(move || {
-                sluice::upstream::set_worker(i);
-                rt.block_on(std::future::pending::<()>())
-            })
-            .expect("a worker thread starts");
-    }
+    let handles = std::iter::once(main_rt.handle().clone())
+        .chain(others.iter().map(|w| w.handle().clone()))
+        .collect();
     main_rt.block_on(serve(cli, path, snapshot, handles))
 }
 

@@ -28,8 +28,8 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::runtime::Handle;
-use tokio::sync::watch;
+use tokio::runtime::{Handle, Runtime};
+use tokio::sync::{oneshot, watch};
 use tokio::time::Instant;
 
 /// Pending-connection queue length; the kernel caps it at `somaxconn`.
@@ -140,7 +140,7 @@ pub async fn run_on(
                     continue;
                 }
                 let assigned = Assigned::to_least_busy(&open, turn);
-                turn = turn.wrapping_add(1);
+                turn = (turn + 1) % workers.len();
                 // Its readiness must come from the worker's own event loop: the
                 // socket leaves this runtime's and joins the worker's.
                 let stream = match stream.into_std() {
@@ -171,6 +171,61 @@ pub async fn run_on(
     }
 }
 
+/// A single-threaded runtime, such as each worker runs.
+pub fn runtime() -> std::io::Result<Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+}
+
+/// A worker thread with a [`runtime`] of its own, which serves the connections
+/// [`run_on`] hands it until the worker is dropped.
+pub struct Worker {
+    handle: Handle,
+    /// Dropped to stop the thread.
+    stop: Option<oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Worker {
+    /// Starts worker `i` (which keeps its own idle upstream connections, see
+    /// [`crate::upstream::set_worker`]) on a thread named `sluice-worker-i`.
+    pub fn start(i: usize) -> std::io::Result<Worker> {
+        let rt = runtime()?;
+        let handle = rt.handle().clone();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name(format!("sluice-worker-{i}"))
+            .spawn(move || {
+                crate::upstream::set_worker(i);
+                rt.block_on(async {
+                    let _ = stopped.await;
+                });
+            })?;
+        Ok(Worker {
+            handle,
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+
+    /// Where to spawn work on this worker.
+    pub fn handle(&self) -> &Handle {
+        &self.handle
+    }
+}
+
+impl Drop for Worker {
+    /// Stops the worker's runtime, dropping what still runs on it, and waits for
+    /// its thread.
+    fn drop(&mut self) {
+        self.stop.take();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
 /// A connection counted as open on its worker until it ends.
 struct Assigned {
     open: Arc<[AtomicUsize]>,
@@ -179,7 +234,7 @@ struct Assigned {
 
 impl Assigned {
     /// The worker with the fewest connections open, the first from `turn` on among
-    /// equals. Counting connections, not handing them out in turn, keeps the
+    /// equals (`turn` < the number of workers). Counting connections, not handing them out in turn, keeps the
     /// workers even when some connections close at once and others stay (a load
     /// balancer's health checks beside its pooled connections, say).
     fn to_least_busy(open: &Arc<[AtomicUsize]>, turn: usize) -> Assigned {

@@ -8,6 +8,7 @@ use common::*;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
+use sluice::server::Worker;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -206,50 +207,15 @@ async fn busy_http1_connections_outlive_the_idle_timeout() {
     }
 }
 
-/// Worker runtimes on threads of their own, as the `sluice` command runs them (one
-/// single-threaded runtime per CPU); stopped when dropped.
-struct Workers {
-    handles: Vec<tokio::runtime::Handle>,
-    stops: Vec<tokio::sync::oneshot::Sender<()>>,
-    threads: Vec<std::thread::JoinHandle<()>>,
+/// Two worker threads, as the `sluice` command runs them on two CPUs (stopped
+/// when dropped), and their handles.
+fn two_workers() -> (Vec<Worker>, Vec<tokio::runtime::Handle>) {
+    let workers: Vec<Worker> = (0..2).map(|i| Worker::start(i).unwrap()).collect();
+    let handles = workers.iter().map(|w| w.handle().clone()).collect();
+    (workers, handles)
 }
 
-impl Workers {
-    fn start(n: usize) -> Workers {
-        let mut w = Workers {
-            handles: Vec::new(),
-            stops: Vec::new(),
-            threads: Vec::new(),
-        };
-        for i in 0..n {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-            w.handles.push(rt.handle().clone());
-            w.stops.push(stop);
-            w.threads.push(std::thread::spawn(move || {
-                sluice::upstream::set_worker(i);
-                rt.block_on(async {
-                    let _ = stopped.await;
-                });
-            }));
-        }
-        w
-    }
-}
-
-impl Drop for Workers {
-    fn drop(&mut self) {
-        self.stops.clear();
-        for t in self.threads.drain(..) {
-            let _ = t.join();
-        }
-    }
-}
-
-/// Connections are handed to the workers in turn and served there to their end:
+/// Connections are handed to the workers and served there to their end:
 /// each worker dials its own upstream connection and reuses it, and a shutdown
 /// waits for a request still running on a worker.
 #[tokio::test]
@@ -261,12 +227,12 @@ async fn connections_are_served_on_the_workers_they_are_handed_to() {
         fast.url(),
         slow.url()
     );
-    let workers = Workers::start(2);
+    let (_workers, handles) = two_workers();
     let timeouts = Timeouts {
         grace: Duration::from_secs(5),
         ..Timeouts::default()
     };
-    let s = Sluice::start_on(&config, &[], timeouts, workers.handles.clone()).await;
+    let s = Sluice::start_on(&config, &[], timeouts, handles.clone()).await;
 
     // Four connections, three requests on each, one request at a time.
     let mut conns = Vec::new();
@@ -280,7 +246,7 @@ async fn connections_are_served_on_the_workers_they_are_handed_to() {
         }
     }
     // Each worker holds two of the client connections and its upstream connection.
-    for (i, h) in workers.handles.iter().enumerate() {
+    for (i, h) in handles.iter().enumerate() {
         let tasks = h.metrics().num_alive_tasks();
         assert!(tasks >= 3, "worker {i} runs {tasks} tasks");
     }
@@ -311,9 +277,9 @@ async fn connections_are_served_on_the_workers_they_are_handed_to() {
 /// than joining the long one on the other worker.
 #[tokio::test]
 async fn a_connection_goes_to_the_worker_with_the_fewest_open() {
-    let workers = Workers::start(2);
-    let s = Sluice::start_on(CONFIG, &[], Timeouts::default(), workers.handles.clone()).await;
-    let tasks = |i: usize| workers.handles[i].metrics().num_alive_tasks();
+    let (_workers, handles) = two_workers();
+    let s = Sluice::start_on(CONFIG, &[], Timeouts::default(), handles.clone()).await;
+    let tasks = |i: usize| handles[i].metrics().num_alive_tasks();
     let ask = |conn: TcpStream| async move {
         let mut conn = conn;
         let (status, _, body) = raw_exchange(&mut conn, raw_post(&chat("m")).as_bytes()).await;
