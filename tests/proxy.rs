@@ -205,6 +205,44 @@ async fn last_retryable_upstream_answer_passes_through() {
 }
 
 #[tokio::test]
+async fn a_request_asks_for_at_most_ten_retries_or_the_routers_own() {
+    let up = fake(|c| {
+        c.error_rate = 1.0;
+        c.error_status = 503;
+    })
+    .await;
+    // Twelve deployments: every attempt goes to one not tried yet, so no backoff.
+    let yaml = |router_retries: u32| {
+        let mut y = String::from("model_list:\n");
+        for i in 0..12 {
+            y += &format!(
+                "  - model_name: m\n    litellm_params: {{model: openai/d{i}, api_base: \"{}\"}}\n",
+                up.url()
+            );
+        }
+        y + &format!(
+            "router_settings: {{num_retries: {router_retries}, disable_cooldowns: true}}\n"
+        )
+    };
+    let s = Sluice::start(&yaml(0)).await;
+    let url = format!("{}/chat/completions", s.url());
+    let r = post(&url, r#"{"model":"m","num_retries":1000}"#).await;
+    assert_eq!(r.status, 503);
+    assert_eq!(r.header("x-litellm-attempted-retries"), "10");
+    assert_eq!(up.stats().requests(), 11);
+    // Past u32 in the header: the same cap.
+    let r = post_with(&url, &[("x-litellm-num-retries", "4294967296")], &chat("m")).await;
+    assert_eq!(r.header("x-litellm-attempted-retries"), "10");
+    assert_eq!(up.stats().requests(), 22);
+    // A router that allows more lets a request ask for that much.
+    let s = Sluice::start(&yaml(11)).await;
+    let url = format!("{}/chat/completions", s.url());
+    let r = post(&url, r#"{"model":"m","num_retries":1000}"#).await;
+    assert_eq!(r.header("x-litellm-attempted-retries"), "11");
+    assert_eq!(up.stats().requests(), 34);
+}
+
+#[tokio::test]
 async fn timeouts_per_request_deployment_and_router() {
     let slow = fake(|c| c.latency = Duration::from_millis(1500)).await;
     let yaml = |dep_timeout: &str, router_timeout: &str| {

@@ -24,6 +24,10 @@ use std::time::{Duration, Instant};
 /// Per-request override of the retry count, as LiteLLM reads it.
 const NUM_RETRIES_HEADER: HeaderName = HeaderName::from_static("x-litellm-num-retries");
 
+/// The most retries a request may ask for itself, unless the router allows more: a
+/// client must not turn one request into thousands of upstream calls.
+pub const MAX_ASKED_RETRIES: u32 = 10;
+
 /// Rough bytes per token for estimates made before the upstream reports usage.
 const BYTES_PER_TOKEN: u64 = 4;
 
@@ -87,7 +91,8 @@ impl Ask {
                 .and_then(|s| s.as_u64(b))
                 .or(head.num_retries)
                 .map_or(snap.settings.num_retries, |n| {
-                    n.min(u64::from(u32::MAX)) as u32
+                    let most = snap.settings.num_retries.max(MAX_ASKED_RETRIES);
+                    n.min(u64::from(most)) as u32
                 }),
             need: Need {
                 prompt_tokens,
