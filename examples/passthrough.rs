@@ -1,7 +1,8 @@
 //! `passthrough`: the smallest useful HTTP/1 reverse proxy, the yardstick sluice
 //! is measured against. Every request goes to `--upstream` with the same method,
 //! path, headers and body; the answer comes back as is. No routing, no body
-//! parsing, one keep-alive connection pool. Prints `listening on http://ADDR`.
+//! parsing, one keep-alive connection pool. Prints `listening on http://ADDR`;
+//! stops on Ctrl-C.
 
 use clap::Parser;
 use http_body_util::{combinators::BoxBody, BodyExt, Full};
@@ -60,8 +61,14 @@ async fn main() -> std::io::Result<()> {
     let listener = TcpListener::bind(("127.0.0.1", args.port)).await?;
     let addr = listener.local_addr()?;
     writeln!(std::io::stdout(), "listening on http://{addr}")?;
+    // Ctrl-C (SIGINT) returns from main, so that an instrumented build (perf/pgo.sh)
+    // writes its profile on the way out.
+    let mut stop = std::pin::pin!(tokio::signal::ctrl_c());
     loop {
-        let (stream, _) = listener.accept().await?;
+        let (stream, _) = tokio::select! {
+            accepted = listener.accept() => accepted?,
+            _ = &mut stop => return Ok(()),
+        };
         stream.set_nodelay(true)?;
         let (client, base) = (client.clone(), base.clone());
         tokio::spawn(async move {

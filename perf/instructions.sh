@@ -5,7 +5,8 @@
 # proxy (the bare passthrough, then sluice) runs under callgrind twice, serving
 # N and 3N requests (oha -c 10) to one fake-llm; the difference of the two totals
 # divided by 2N leaves out start-up. Kernel work (the syscalls) is not counted.
-# Usage: perf/instructions.sh [N=1000]; SLUICE_BIN picks another sluice binary.
+# Usage: perf/instructions.sh [N=1000]; SLUICE_BIN and PASS_BIN pick other sluice and
+# passthrough binaries.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-1000}
@@ -43,7 +44,7 @@ per_request() { # name command... -> instructions per request
 }
 
 echo "callgrind, oha -c 10, $N and $((3 * N)) requests, $(date -u +%F), commit $(git describe --always --dirty 2>/dev/null || echo '?')"
-p=$(per_request pass target/release/examples/passthrough --upstream "$fake" --port 0)
+p=$(per_request pass "${PASS_BIN:-target/release/examples/passthrough}" --upstream "$fake" --port 0)
 # shellcheck disable=SC2086 # SLUICE_ARGS is split into arguments on purpose
 s=$(per_request sluice "${SLUICE_BIN:-target/release/sluice}" --config "$work/config.yaml" --host 127.0.0.1 --port 0 ${SLUICE_ARGS:-})
 printf '%-12s %14s\n' proxy instr/request passthrough "$p" sluice "$s"

@@ -92,11 +92,12 @@ NGINX
 
 # fake-llm, sluice, the bare passthrough and nginx (if installed) in front of it:
 # sets fake, sluice, pass and nginx (empty without nginx) to their URLs, and
-# pass_pid and nginx_pid (nginx's master) beside fake_pid and sluice_pid.
+# pass_pid and nginx_pid (nginx's master) beside fake_pid and sluice_pid. PASS_BIN
+# picks another passthrough binary (default target/release/examples/passthrough).
 start_all_proxies() {
   cargo build --release --quiet --example passthrough
   start_fake_and_sluice
-  target/release/examples/passthrough --upstream "$fake" --port 0 >"$work/pass.out" 2>&1 &
+  "${PASS_BIN:-target/release/examples/passthrough}" --upstream "$fake" --port 0 >"$work/pass.out" 2>&1 &
   pass_pid=$!; pids+=($pass_pid)
   pass=$(wait_url "$work/pass.out")
   start_nginx_proxy "$fake"
