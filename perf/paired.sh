@@ -6,22 +6,23 @@
 # each round's req/s and sluice/passthrough, then the median of the rounds' ratios,
 # the ratio of all requests served, and each proxy's CPU time per request (user +
 # system from /proc, summed over all its slices) with passthrough/sluice of it.
-# Usage: perf/paired.sh [slice_s=3] [rounds=10] [connections=50]; SLUICE_BIN picks
-# another sluice binary.
+# Usage: perf/paired.sh [slice_s=3] [rounds=10] [connections=50]; SLUICE_BIN and
+# PASS_BIN pick other binaries, WRK_SCRIPT another request (default perf/chat.lua;
+# perf/chat-long.lua sends a 4 KB one).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-SLICE=${1:-3}; ROUNDS=${2:-10}; CONNS=${3:-50}
+SLICE=${1:-3}; ROUNDS=${2:-10}; CONNS=${3:-50}; lua=${WRK_SCRIPT:-perf/chat.lua}
 . perf/lib.sh
 start_all_proxies
 hz=$(getconf CLK_TCK)
 slice() { # url pid -> "requests ticks" of one wrk slice
   local t0; t0=$(ticks "$2")
-  local n; n=$(wrk -t1 -c"$CONNS" -d"${SLICE}s" -s perf/chat.lua "$1/v1/chat/completions" |
+  local n; n=$(wrk -t1 -c"$CONNS" -d"${SLICE}s" -s "$lua" "$1/v1/chat/completions" |
     awk '/requests in/ {print $1}')
   echo "$n $(($(ticks "$2") - t0))"
 }
 for u in "$pass" "$sluice"; do # warm-up
-  wrk -t1 -c"$CONNS" -d2s -s perf/chat.lua "$u/v1/chat/completions" >/dev/null
+  wrk -t1 -c"$CONNS" -d2s -s "$lua" "$u/v1/chat/completions" >/dev/null
 done
 
 echo "wrk -t1 -c$CONNS, $ROUNDS rounds of ${SLICE}s slices, $(nproc) cores, $(date -u +%F), commit $(git describe --always --dirty 2>/dev/null || echo '?')"
