@@ -26,7 +26,7 @@ const NUM_RETRIES_HEADER: HeaderName = HeaderName::from_static("x-litellm-num-re
 
 /// The most retries a request may ask for itself, unless the router allows more: a
 /// client must not turn one request into thousands of upstream calls.
-pub const MAX_ASKED_RETRIES: u32 = 10;
+const MAX_ASKED_RETRIES: u32 = 10;
 
 /// Rough bytes per token for estimates made before the upstream reports usage.
 const BYTES_PER_TOKEN: u64 = 4;
