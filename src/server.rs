@@ -234,9 +234,10 @@ struct Assigned {
 
 impl Assigned {
     /// The worker with the fewest connections open, the first from `turn` on among
-    /// equals (`turn` < the number of workers). Counting connections, not handing them out in turn, keeps the
-    /// workers even when some connections close at once and others stay (a load
-    /// balancer's health checks beside its pooled connections, say).
+    /// equals (`turn` < the number of workers). Counting connections, not handing
+    /// them out in turn, keeps the workers even when some connections close at once
+    /// and others stay (a load balancer's health checks beside its pooled
+    /// connections, say).
     fn to_least_busy(open: &Arc<[AtomicUsize]>, turn: usize) -> Assigned {
         let n = open.len();
         let worker = (0..n)

@@ -169,13 +169,15 @@ router_settings: {{num_retries: 2}}
     }
 }
 
+/// An upstream that answers every request with a 503.
+fn always_503(c: &mut sluice::fake::FakeConfig) {
+    c.error_rate = 1.0;
+    c.error_status = 503;
+}
+
 #[tokio::test]
 async fn last_retryable_upstream_answer_passes_through() {
-    let up = fake(|c| {
-        c.error_rate = 1.0;
-        c.error_status = 503;
-    })
-    .await;
+    let up = fake(always_503).await;
     let s = Sluice::start(&format!(
         // Cooldowns off: the deployment must keep answering so each retry reaches it.
         "model_list:\n  - model_name: m\n    litellm_params: {{model: openai/a, api_base: \"{}\"}}\nrouter_settings: {{num_retries: 3, disable_cooldowns: true}}\n",
@@ -206,11 +208,7 @@ async fn last_retryable_upstream_answer_passes_through() {
 
 #[tokio::test]
 async fn a_request_asks_for_at_most_ten_retries_or_the_routers_own() {
-    let up = fake(|c| {
-        c.error_rate = 1.0;
-        c.error_status = 503;
-    })
-    .await;
+    let up = fake(always_503).await;
     // Twelve deployments: every attempt goes to one not tried yet, so no backoff.
     let yaml = |router_retries: u32| {
         let mut y = String::from("model_list:\n");
