@@ -51,6 +51,42 @@ model_list:
 }
 
 #[tokio::test]
+async fn no_client_header_reaches_the_upstream_on_any_request_of_a_connection() {
+    let up = fake(|_| {}).await;
+    let s = Sluice::start(&one_deployment(&up, ", api_key: sk-up", "")).await;
+    let addr = s.url().trim_start_matches("http://").to_string();
+    let mut conn = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let body = chat("m");
+    // Three requests on one keep-alive connection, each with keys, a cookie and a
+    // forged sluice header. hyper parses each request into the map the previous
+    // answer was written from: nothing of either may go upstream.
+    for i in 0..3 {
+        let req = format!(
+            "POST /v1/chat/completions HTTP/1.1\r\nhost: {addr}\r\nauthorization: Bearer client-key\r\n\
+             x-api-key: client-key\r\ncookie: session={i}\r\nuser-agent: test/{i}\r\n\
+             x-litellm-model-group: forged\r\ncontent-type: application/json\r\n\
+             content-length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        let (status, head, _) = raw_exchange(&mut conn, req.as_bytes()).await;
+        assert_eq!(status, 200, "{head}");
+    }
+    let rec = up.recorded();
+    assert_eq!(rec.len(), 3);
+    for r in &rec {
+        let mut names: Vec<&str> = r.headers.keys().map(|k| k.as_str()).collect();
+        names.sort_unstable();
+        assert_eq!(
+            names,
+            ["authorization", "content-length", "content-type", "host"],
+            "only sluice's own headers go upstream"
+        );
+        assert_eq!(r.headers["authorization"], "Bearer sk-up");
+        assert_eq!(r.headers["content-type"], "application/json");
+    }
+}
+
+#[tokio::test]
 async fn each_endpoint_maps_to_its_upstream_path() {
     let up = fake(|_| {}).await;
     let s = Sluice::start(&format!(
