@@ -42,8 +42,8 @@ profile() { # name pid url -> flamegraphs/NAME-RATE.{folded,svg}
     | sed 's/^[^;]*;/proxy;/' >"$out.folded"
   inferno-flamegraph --minwidth 0.2 --title "$1 at $RATE req/s, oha -c$CONNS ($rev)" \
     <"$out.folded" >"$out.svg"
-  echo "$1: $(jq -r '.summary.requestsPerSec | floor' "$work/$1.json") req/s," \
-    "p50 $(ms "$work/$1.json" p50) ms, wrote $out.svg"
+  printf '%s: %d req/s, p50 %.3f ms (under sampling), wrote %s\n' "$1" \
+    "$(jq -r '.summary.requestsPerSec | floor' "$work/$1.json")" "$(ms "$work/$1.json" p50)" "$out.svg"
 }
 profile passthrough "$pass_pid" "$pass"
 profile sluice "$sluice_pid" "$sluice"
