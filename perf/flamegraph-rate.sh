@@ -12,14 +12,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RATE=${1:-1000}; SECS=${2:-10}; CONNS=${3:-50}
-command -v perf >/dev/null || { echo "needs perf (apt-get install linux-perf)"; exit 1; }
 command -v oha >/dev/null || { echo "needs oha (cargo install --locked oha)"; exit 1; }
 command -v jq >/dev/null || { echo "needs jq (apt-get install jq)"; exit 1; }
-for tool in inferno-collapse-perf inferno-flamegraph inferno-diff-folded; do
-  command -v "$tool" >/dev/null || cargo install --locked inferno
-done
 PERF_NO_WRK=1
 . perf/lib.sh
+need_profiler
 cargo build --profile profiling --quiet --bin sluice --example passthrough
 SLUICE_BIN=target/profiling/sluice PASS_BIN=target/profiling/examples/passthrough \
   start_all_proxies
@@ -33,13 +30,12 @@ profile() { # name pid url -> flamegraphs/NAME-RATE.{folded,svg}
   shoot "$3" "$RATE" "$((SECS + 2))" >"$work/$1.json" &
   local load=$!
   sleep 1 # past connection set-up
-  perf record -q -e cpu-clock -F 4999 --call-graph dwarf,16384 -p "$2" \
-    -o "$work/$1.data" -- sleep "$SECS" 2>/dev/null
+  # --all marks kernel frames with _[k].
+  fold_samples "$2" "$SECS" 4999 "$out.folded" --all
   wait "$load"
-  # --all marks kernel frames with _[k]. The first frame is the thread's name, which
-  # differs between the two proxies: one root for both, so that their graphs line up.
-  perf script -i "$work/$1.data" 2>/dev/null | inferno-collapse-perf --all \
-    | sed 's/^[^;]*;/proxy;/' >"$out.folded"
+  # The first frame is the thread's name, which differs between the two proxies: one
+  # root for both, so that their graphs line up.
+  sed -i 's/^[^;]*;/proxy;/' "$out.folded"
   inferno-flamegraph --minwidth 0.2 --title "$1 at $RATE req/s, oha -c$CONNS ($rev)" \
     <"$out.folded" >"$out.svg"
   printf '%s: %d req/s, p50 %.3f ms (under sampling), wrote %s\n' "$1" \

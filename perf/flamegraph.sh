@@ -9,11 +9,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS=${1:-8}; CONNS=${2:-50}
-command -v perf >/dev/null || { echo "needs perf (apt-get install linux-perf)"; exit 1; }
-for tool in inferno-collapse-perf inferno-flamegraph; do
-  command -v "$tool" >/dev/null || cargo install --locked inferno
-done
 . perf/lib.sh
+need_profiler
 cargo build --profile profiling --quiet --bin sluice
 SLUICE_BIN=target/profiling/sluice start_fake_and_sluice
 mkdir -p flamegraphs
@@ -22,10 +19,8 @@ out=flamegraphs/sluice-wrk
 wrk -t1 -c"$CONNS" -d"$((SECS + 3))s" -s perf/chat.lua "$sluice/v1/chat/completions" >"$work/wrk.out" &
 load=$!
 sleep 1 # past connection set-up
-perf record -q -e cpu-clock -F 999 --call-graph dwarf,16384 -p "$sluice_pid" \
-  -o "$work/perf.data" -- sleep "$SECS" 2>/dev/null
+fold_samples "$sluice_pid" "$SECS" 999 "$out.folded"
 wait "$load"
-perf script -i "$work/perf.data" 2>/dev/null | inferno-collapse-perf >"$out.folded"
 inferno-flamegraph --minwidth 0.5 --title "sluice under wrk -t1 -c$CONNS ($(git describe --always --dirty 2>/dev/null || echo '?'))" \
   <"$out.folded" >"$out.svg"
 

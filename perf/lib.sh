@@ -105,3 +105,20 @@ start_all_proxies() {
 target_url() { # direct|passthrough|nginx|sluice -> its URL, once start_all_proxies ran
   case $1 in direct) echo "$fake" ;; passthrough) echo "$pass" ;; nginx) echo "$nginx" ;; sluice) echo "$sluice" ;; esac
 }
+
+# For the flamegraph scripts: perf, and inferno (installed with cargo if missing).
+need_profiler() {
+  command -v perf >/dev/null || { echo "needs perf (apt-get install linux-perf)"; exit 1; }
+  for tool in inferno-collapse-perf inferno-flamegraph inferno-diff-folded; do
+    command -v "$tool" >/dev/null || { cargo install --locked inferno; return; }
+  done
+}
+# Samples a process's stacks with perf's software cpu-clock (it works where hardware
+# counters are not exposed), with DWARF call graphs, and folds them for inferno;
+# sample weights are nanoseconds of CPU.
+fold_samples() { # pid secs hz out.folded [inferno-collapse-perf args...]
+  local pid=$1 secs=$2 hz=$3 out=$4; shift 4
+  perf record -q -e cpu-clock -F "$hz" --call-graph dwarf,16384 -p "$pid" \
+    -o "$work/perf.data" -- sleep "$secs" 2>/dev/null
+  perf script -i "$work/perf.data" 2>/dev/null | inferno-collapse-perf "$@" >"$out"
+}
