@@ -1,19 +1,25 @@
 #!/usr/bin/env bash
-# User-space instructions per request, counted by valgrind's callgrind: the same
-# count for the same binary and load whatever else the machine is doing, so it
-# can judge changes too small for wall-clock benchmarks on a shared box. Each
-# proxy (the bare passthrough, then sluice) runs under callgrind twice, serving
-# N and 3N requests (oha -c 10) to one fake-llm; the difference of the two totals
-# divided by 2N leaves out start-up. Kernel work (the syscalls) is not counted.
-# With CACHE_SIM=1, callgrind also simulates small caches (32 KB L1s, a 256 KB last
-# level) and prints the misses per request: a repeatable measure of how much code and
-# memory a request touches, which sets its time when it starts with cold caches, as
-# at a light fixed rate (target 2).
-# Usage: [CACHE_SIM=1] perf/instructions.sh [N=1000]; SLUICE_BIN and PASS_BIN pick other
-# sluice and passthrough binaries.
+# User-space work per request, counted by valgrind's callgrind: the same count for
+# the same binary and load whatever else the machine is doing, so it can judge
+# changes too small for wall-clock benchmarks on a shared box. Each proxy (the bare
+# passthrough, then sluice) runs under callgrind in front of one fake-llm, serves
+# 500 requests (oha -c 10) to warm up, has its counts zeroed, and serves N more;
+# the counts over those N are divided by N. Kernel work (the syscalls) is not
+# counted. Printed per request:
+# - instructions;
+# - code lines: distinct 64-byte lines of machine code that run at least one
+#   instruction a request on average (perf/code_lines.py). When a request starts
+#   with cold caches, as at a light fixed rate (target 2), each is a fetch from
+#   memory or a far cache. TOP=n also lists the n functions owning most of them;
+# - with CACHE_SIM=1, misses in simulated small caches (32 KB L1s, a 256 KB last
+#   level): how much code and memory a request touches. With both proxies' working
+#   sets near 256 KB the last-level count is a threshold effect: at 512 KB both
+#   nearly vanish.
+# Usage: [CACHE_SIM=1] [TOP=n] perf/instructions.sh [N=2000]; SLUICE_BIN and PASS_BIN
+# pick other sluice and passthrough binaries.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-N=${1:-1000}
+N=${1:-2000}
 command -v valgrind >/dev/null || { echo "needs valgrind (apt-get install valgrind)"; exit 1; }
 command -v oha >/dev/null || { echo "needs oha (cargo install --locked oha)"; exit 1; }
 PERF_NO_WRK=1
@@ -30,33 +36,30 @@ YAML
 
 sim=()
 [ -n "${CACHE_SIM:-}" ] && sim=(--cache-sim=yes --I1=32768,8,64 --D1=32768,8,64 --LL=262144,8,64)
-total() { # name requests command... -> callgrind's totals (instructions first) for start-up plus that many requests
-  local name=$1 n=$2; shift 2
-  valgrind --tool=callgrind "${sim[@]}" --callgrind-out-file="$work/$name.$n" "$@" >"$work/$name.$n.log" 2>&1 &
+per_request() { # name command... -> callgrind's totals per request (instructions first), then the code lines
+  local name=$1; shift
+  valgrind --tool=callgrind --dump-instr=yes "${sim[@]}" --callgrind-out-file="$work/$name" "$@" >"$work/$name.log" 2>&1 &
   local vg=$!
-  for _ in $(seq 300); do grep -q 'listening on http://' "$work/$name.$n.log" && break; sleep 0.1; done
-  local url; url=$(grep 'listening on' "$work/$name.$n.log" | grep -o 'http://127\.0\.0\.1:[0-9]*' | head -1)
-  oha --no-tui -n "$n" -c 10 -m POST -T application/json -d "$body" "$url/v1/chat/completions" >/dev/null
+  for _ in $(seq 300); do grep -q 'listening on http://' "$work/$name.log" && break; sleep 0.1; done
+  local url; url=$(grep 'listening on' "$work/$name.log" | grep -o 'http://127\.0\.0\.1:[0-9]*' | head -1)
+  local chat=(--no-tui -c 10 -m POST -T application/json -d "$body" "$url/v1/chat/completions")
+  oha -n 500 "${chat[@]}" >/dev/null # warm-up: connections, pools, lazily built state
+  callgrind_control -z "$vg" >/dev/null 2>&1
+  oha -n "$N" "${chat[@]}" >/dev/null
   callgrind_control -d "$vg" >/dev/null 2>&1
   sleep 0.5
   kill -9 "$vg"; wait "$vg" 2>/dev/null || true
   # Ir, and with the cache simulation Dr Dw I1mr D1mr D1mw ILmr DLmr DLmw, summed over the dumps.
-  cat "$work/$name.$n".* | awk '/^totals:/ {for (i = 2; i <= NF; i++) s[i] += $i; n = NF}
-    END {for (i = 2; i <= n; i++) printf "%d ", s[i]; print ""}'
-}
-per_request() { # name command... -> each total per request
-  local name=$1; shift
-  local a b
-  a=$(total "$name" "$N" "$@"); b=$(total "$name" $((3 * N)) "$@")
-  awk -v a="$a" -v b="$b" -v n="$N" 'BEGIN {k = split(a, x); split(b, y)
-    for (i = 1; i <= k; i++) printf "%d ", (y[i] - x[i]) / (2 * n); print ""}'
+  cat "$work/$name".[0-9]* | awk -v n="$N" '/^totals:/ {for (i = 2; i <= NF; i++) s[i] += $i; k = NF}
+    END {for (i = 2; i <= k; i++) printf "%d ", s[i] / n}'
+  perf/code_lines.py "$work/$name.1" "$N" "${TOP:-0}" 2>"$work/$name.top"
 }
 
-echo "callgrind, oha -c 10, $N and $((3 * N)) requests, $(date -u +%F), commit $(git describe --always --dirty 2>/dev/null || echo '?')"
+echo "callgrind, oha -c 10, $N requests after 500 to warm up, $(date -u +%F), commit $(git describe --always --dirty 2>/dev/null || echo '?')"
 p=$(per_request pass "${PASS_BIN:-target/release/examples/passthrough}" --upstream "$fake" --port 0)
 # shellcheck disable=SC2086 # SLUICE_ARGS is split into arguments on purpose
 s=$(per_request sluice "${SLUICE_BIN:-target/release/sluice}" --config "$work/config.yaml" --host 127.0.0.1 --port 0 ${SLUICE_ARGS:-})
-printf '%-12s %14s\n' proxy instr/request passthrough "${p%% *}" sluice "${s%% *}"
+printf '%-12s %14s %12s\n' proxy instr/request code_lines passthrough "${p%% *}" "${p##* }" sluice "${s%% *}" "${s##* }"
 awk -v p="${p%% *}" -v s="${s%% *}" 'BEGIN {printf "passthrough/sluice: %.2f\n", p / s}'
 if [ -n "${CACHE_SIM:-}" ]; then
   echo "simulated misses per request (I1, D1 32 KB; LL 256 KB; 64-byte lines)"
@@ -66,4 +69,7 @@ if [ -n "${CACHE_SIM:-}" ]; then
     set -- $row
     printf '%-12s %8d %8d %8d %8d %8d\n' "$1" "$5" $(($6 + $7)) "$8" $(($9 + ${10})) $(($8 + $9 + ${10}))
   done
+fi
+if [ -n "${TOP:-}" ]; then
+  for name in pass sluice; do echo "$name: code lines by function"; cat "$work/$name.top"; done
 fi
