@@ -102,8 +102,19 @@ start_all_proxies() {
   pass=$(wait_url "$work/pass.out")
   start_nginx_proxy "$fake"
 }
-target_url() { # direct|passthrough|nginx|sluice -> its URL, once start_all_proxies ran
-  case $1 in direct) echo "$fake" ;; passthrough) echo "$pass" ;; nginx) echo "$nginx" ;; sluice) echo "$sluice" ;; esac
+# A second sluice on the same config, when SLUICE2_BIN or SLUICE2_ARGS is set (the
+# other defaulting to SLUICE_BIN's binary): sets sluice2 to its URL, or to nothing.
+# Two builds or settings then take turns in one run.
+start_second_sluice() {
+  sluice2=
+  [ -n "${SLUICE2_BIN:-}${SLUICE2_ARGS:-}" ] || return 0
+  # shellcheck disable=SC2086 # SLUICE2_ARGS is split into arguments on purpose
+  "${SLUICE2_BIN:-${SLUICE_BIN:-target/release/sluice}}" --config "$work/config.yaml" --host 127.0.0.1 --port 0 ${SLUICE2_ARGS:-} 2>"$work/sluice2.err" &
+  pids+=($!)
+  sluice2=$(wait_url "$work/sluice2.err")
+}
+target_url() { # direct|passthrough|nginx|sluice|sluice2 -> its URL, once start_all_proxies ran
+  case $1 in direct) echo "$fake" ;; passthrough) echo "$pass" ;; nginx) echo "$nginx" ;; sluice) echo "$sluice" ;; sluice2) echo "$sluice2" ;; esac
 }
 
 # For the flamegraph scripts: perf, and inferno (installed with cargo if missing).

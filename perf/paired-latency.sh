@@ -7,7 +7,8 @@
 # The targets are fake-llm direct, the bare passthrough, nginx (when installed) and
 # sluice.
 # Usage: perf/paired-latency.sh [slice_s=5] [rounds=8] [rate=1000] [connections=50];
-# SLUICE_BIN picks another sluice binary.
+# SLUICE_BIN picks another sluice binary, PASS_BIN another passthrough. SLUICE2_BIN
+# and/or SLUICE2_ARGS add a second sluice ("sluice2") with another build or settings.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SLICE=${1:-5}; ROUNDS=${2:-8}; RATE=${3:-1000}; CONNS=${4:-50}
@@ -18,6 +19,8 @@ PERF_NO_WRK=1
 start_all_proxies
 targets=(direct passthrough sluice)
 [ -n "$nginx" ] && targets=(direct passthrough nginx sluice)
+start_second_sluice
+[ -n "$sluice2" ] && targets+=(sluice2)
 for t in "${targets[@]}"; do shoot "$(target_url "$t")" "$RATE" 2 >/dev/null; done # warm-up
 
 echo "oha -q $RATE --latency-correction -c $CONNS, $ROUNDS rounds of ${SLICE}s slices, $(nproc) cores, $(date -u +%F), commit $(git describe --always --dirty 2>/dev/null || echo '?')"
