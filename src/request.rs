@@ -7,6 +7,7 @@ use crate::scan::{self, Fields, Span};
 use bytes::{Bytes, BytesMut};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
+use std::borrow::Cow;
 
 /// How much of an oversized body is read and thrown away so the connection can be
 /// reused; past this the connection is closed instead.
@@ -21,7 +22,14 @@ pub struct Parsed {
     /// Span of the model value in `body`.
     pub model_span: Span,
     /// The requested model, decoded.
-    pub model: String,
+    model: Model,
+}
+
+/// Where the requested model's name is: in the body, or (when the JSON string has
+/// escapes) in its own decoded copy. Most names have none, and cost no allocation.
+enum Model {
+    InBody(std::ops::Range<usize>),
+    Decoded(String),
 }
 
 impl Parsed {
@@ -29,21 +37,32 @@ impl Parsed {
     pub fn new(body: Bytes) -> Result<Parsed, ProxyError> {
         let fields = scan::scan(&body).map_err(|e| ProxyError::BadRequest(e.to_string()))?;
         let model_span = fields.model.ok_or(ProxyError::MissingModel)?;
-        let model = model_span
-            .as_str(&body)
-            .ok_or_else(|| {
-                ProxyError::BadRequest(format!(
+        let model = match model_span.as_str(&body) {
+            // Without escapes the name is the string's bytes between its quotes.
+            Some(Cow::Borrowed(_)) => Model::InBody(model_span.start + 1..model_span.end - 1),
+            Some(Cow::Owned(name)) => Model::Decoded(name),
+            None => {
+                return Err(ProxyError::BadRequest(format!(
                     "\"model\" must be a string, got {}",
                     String::from_utf8_lossy(model_span.text(&body))
-                ))
-            })?
-            .into_owned();
+                )))
+            }
+        };
         Ok(Parsed {
             body,
             fields,
             model_span,
             model,
         })
+    }
+
+    /// The requested model, decoded.
+    pub fn model(&self) -> &str {
+        match &self.model {
+            Model::InBody(at) => std::str::from_utf8(&self.body[at.clone()])
+                .expect("checked to be UTF-8 when scanned"),
+            Model::Decoded(name) => name,
+        }
     }
 
     /// The body to send upstream: the model value replaced by `model_json` (a JSON
@@ -134,12 +153,31 @@ mod tests {
     async fn splice_replaces_only_the_model_value() {
         let body = Bytes::from_static(br#"{"messages":[{"model":"x"}], "model" : "gpt-4", "n":1}"#);
         let p = Parsed::new(body).unwrap();
-        assert_eq!(p.model, "gpt-4");
+        assert_eq!(p.model(), "gpt-4");
         let out = p.spliced(&Bytes::from_static(b"\"my-model\""));
         let expected = br#"{"messages":[{"model":"x"}], "model" : "my-model", "n":1}"#;
         assert_eq!(out.len(), expected.len());
         let sent = out.collect().await.unwrap().to_bytes();
         assert_eq!(&sent[..], expected);
+    }
+
+    #[test]
+    fn the_model_is_read_in_place_or_decoded_when_escaped() {
+        let model = |b: &'static [u8]| {
+            let p = Parsed::new(Bytes::from_static(b)).unwrap();
+            (p.model().to_owned(), matches!(p.model, Model::InBody(_)))
+        };
+        assert_eq!(model(br#"{"model":"gpt-4o"}"#), ("gpt-4o".into(), true));
+        assert_eq!(model(br#"{ "model" : "" }"#), ("".into(), true));
+        assert_eq!(
+            model("{\"model\":\"modèle\"}".as_bytes()),
+            ("modèle".into(), true)
+        );
+        assert_eq!(
+            model(br#"{"model":"gpt\u002d4o"}"#),
+            ("gpt-4o".into(), false)
+        );
+        assert_eq!(model(br#"{"model":"a\"b"}"#), ("a\"b".into(), false));
     }
 
     #[test]

@@ -200,7 +200,7 @@ impl Call<'_> {
             dep.metrics.succeeded();
             let m = mock::respond(
                 self.endpoint,
-                &self.req.model,
+                self.req.model(),
                 text,
                 ask.need.stream,
                 trace.call_id.as_str(),

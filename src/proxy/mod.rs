@@ -134,11 +134,11 @@ pub async fn handle(
             return e.into_response();
         }
     };
-    let (first, pinned) = match snap.route(&req.model) {
+    let (first, pinned) = match snap.route(req.model()) {
         Some(Route::Group(g)) => (g, None),
         Some(Route::Deployment(d)) => (snap.deployments[d].group, Some(d)),
         None => {
-            let resp = ProxyError::UnknownModel(req.model).into_response();
+            let resp = ProxyError::UnknownModel(req.model().to_owned()).into_response();
             app.metrics.unrouted.record(resp.status().as_u16(), start);
             return resp;
         }
