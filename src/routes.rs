@@ -128,9 +128,13 @@ fn respond(
     let resp = match target {
         Target::Proxy(endpoint) => {
             let (parts, body) = req.into_parts();
-            // What the call needs from the head is read here, and the head let go.
+            // What the call needs from the head is read here; the rest of the head
+            // is let go, and its header map kept for the upstream request.
             let head = proxy::Head::read(&parts.headers);
-            return Either::Right(proxy::handle(app, snap, endpoint, head, body, start));
+            let headers = parts.headers;
+            return Either::Right(proxy::handle(
+                app, snap, endpoint, head, headers, body, start,
+            ));
         }
         Target::Models => info::models(&snap),
         Target::ModelInfo => info::model_info(&snap),

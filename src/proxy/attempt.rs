@@ -95,12 +95,14 @@ pub struct Call<'a> {
 impl Call<'_> {
     /// Runs the retry loop on `group` (on the `pinned` deployment only, if set).
     /// `primary` is false for fallback groups (`mock_testing_fallbacks` fails only the first).
+    /// `spare` is a header map the first request sent upstream may take (see `build`).
     pub async fn group(
         &self,
         group: usize,
         pinned: Option<usize>,
         primary: bool,
         trace: &mut Trace,
+        spare: &mut Option<HeaderMap>,
     ) -> Result<Response<ProxyBody>, Failed> {
         let snap = self.snap;
         let g = &snap.groups[group];
@@ -171,7 +173,7 @@ impl Call<'_> {
             trace.deployment = Some(idx);
             let dep = &snap.deployments[idx];
             match self
-                .attempt(dep, reservation, g.members.len(), primary, trace)
+                .attempt(dep, reservation, g.members.len(), primary, trace, spare)
                 .await
             {
                 Ok(resp) => return Ok(resp),
@@ -190,6 +192,7 @@ impl Call<'_> {
         group_size: usize,
         primary: bool,
         trace: &mut Trace,
+        spare: &mut Option<HeaderMap>,
     ) -> Result<Response<ProxyBody>, Failed> {
         let ask = self.ask;
         let stats = &dep.stats;
@@ -235,8 +238,11 @@ impl Call<'_> {
             .min(NO_TIMEOUT);
         let sent = Instant::now();
         let target = &dep.targets[self.endpoint.index()];
-        let outcome =
-            tokio::time::timeout(timeout, self.app.client.send(target, self.build(dep))).await;
+        let outcome = tokio::time::timeout(
+            timeout,
+            self.app.client.send(target, self.build(dep, spare.take())),
+        )
+        .await;
         trace.upstream += sent.elapsed();
         let (failure, retry_after, failed) = match outcome {
             Ok(Ok(resp)) if !retryable(resp.status()) => {
@@ -311,13 +317,20 @@ impl Call<'_> {
     /// The upstream request: the deployment's key, the client's body with the
     /// deployment's model spliced in (the client sets the URL and `Host`). No client
     /// header is forwarded (the client's key must never reach an upstream).
-    fn build(&self, dep: &Deployment) -> Request<Spliced> {
+    fn build(&self, dep: &Deployment, spare: Option<HeaderMap>) -> Request<Spliced> {
         let mut r = Request::new(self.req.spliced(&dep.model_json));
         *r.method_mut() = Method::POST;
         // HTTP/1 connections keep this map once the request is written and read the
-        // answer's headers into it: sized here, it takes those and the ones sluice adds
-        // without growing (made once at its final size, not made small and grown).
-        *r.headers_mut() = HeaderMap::with_capacity(headers::ANSWER_CAPACITY);
+        // answer's headers into it, and hyper's server reads the client's next
+        // request into the map that answer was written from. The first attempt
+        // takes the client's request map, emptied, so that a map goes round and a
+        // request costs none; later attempts make their own. Either way it is
+        // sized here to take the answer's headers and the ones sluice adds without
+        // growing (made at its final size, not made small and grown).
+        let mut map = spare.unwrap_or_default();
+        map.clear();
+        map.reserve(headers::ANSWER_CAPACITY);
+        *r.headers_mut() = map;
         let h = r.headers_mut();
         h.insert(
             header::CONTENT_TYPE,

@@ -115,12 +115,14 @@ impl Ask {
     }
 }
 
-/// Reads, scans and proxies one request.
+/// Reads, scans and proxies one request. `headers` is the client's request head's
+/// map, read into `head` already: its room is reused for the request sent upstream.
 pub async fn handle(
     app: Arc<App>,
     snap: Arc<Snapshot>,
     endpoint: Endpoint,
     head: Head,
+    headers: HeaderMap,
     body: Incoming,
     start: Instant,
 ) -> Response<ProxyBody> {
@@ -153,7 +155,11 @@ pub async fn handle(
         ask: &ask,
     };
 
-    let mut failure = match call.group(first, pinned, true, &mut trace).await {
+    let mut spare = Some(headers);
+    let mut failure = match call
+        .group(first, pinned, true, &mut trace, &mut spare)
+        .await
+    {
         Ok(resp) => return headers::finish(resp, &trace, snap),
         Err(f) => f,
     };
@@ -174,7 +180,7 @@ pub async fn handle(
         trace.retries = 0;
         // Boxed: a second group's future inline would make every connection's
         // request future larger, for the few requests that fall back.
-        failure = match Box::pin(call.group(group, None, false, &mut trace)).await {
+        failure = match Box::pin(call.group(group, None, false, &mut trace, &mut spare)).await {
             Ok(resp) => return headers::finish(resp, &trace, snap),
             Err(f) => f,
         };
