@@ -131,9 +131,14 @@ fn respond(
             // What the call needs from the head is read here; the rest of the head
             // is let go, and its header map kept for the upstream request.
             let head = proxy::Head::read(&parts.headers);
-            let headers = parts.headers;
             return Either::Right(proxy::handle(
-                app, snap, endpoint, head, headers, body, start,
+                app,
+                snap,
+                endpoint,
+                head,
+                parts.headers,
+                body,
+                start,
             ));
         }
         Target::Models => info::models(&snap),

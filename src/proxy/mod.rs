@@ -115,14 +115,14 @@ impl Ask {
     }
 }
 
-/// Reads, scans and proxies one request. `headers` is the client's request head's
-/// map, read into `head` already: its room is reused for the request sent upstream.
+/// Reads, scans and proxies one request. `client_headers` is the map of the client's
+/// request head, read into `head` already: it is reused for the request sent upstream.
 pub async fn handle(
     app: Arc<App>,
     snap: Arc<Snapshot>,
     endpoint: Endpoint,
     head: Head,
-    headers: HeaderMap,
+    client_headers: HeaderMap,
     body: Incoming,
     start: Instant,
 ) -> Response<ProxyBody> {
@@ -155,7 +155,7 @@ pub async fn handle(
         ask: &ask,
     };
 
-    let mut spare = Some(headers);
+    let mut spare = Some(client_headers);
     let mut failure = match call
         .group(first, pinned, true, &mut trace, &mut spare)
         .await
