@@ -37,10 +37,17 @@ model_list:
   - model_name: ${1:-fake-gpt}
     litellm_params: {model: ${2:-openai/fake-upstream}, api_base: "$fake/v1", api_key: ${3:-k}}
 YAML
-  # shellcheck disable=SC2086 # SLUICE_ARGS is split into arguments on purpose
-  "${SLUICE_BIN:-target/release/sluice}" --config "$work/config.yaml" --host 127.0.0.1 --port 0 ${SLUICE_ARGS:-} 2>"$work/sluice.err" &
-  sluice_pid=$!; pids+=($sluice_pid)
-  sluice=$(wait_url "$work/sluice.err")
+  launch_sluice sluice "${SLUICE_BIN:-target/release/sluice}" "${SLUICE_ARGS:-}"
+  sluice_pid=$launched_pid; sluice=$launched_url
+}
+
+# Starts sluice binary $2 with extra arguments $3 on $work/config.yaml, its log in
+# $work/$1.err; sets launched_pid and launched_url.
+launch_sluice() {
+  # shellcheck disable=SC2086 # the extra arguments are split on purpose
+  "$2" --config "$work/config.yaml" --host 127.0.0.1 --port 0 $3 2>"$work/$1.err" &
+  launched_pid=$!; pids+=($launched_pid)
+  launched_url=$(wait_url "$work/$1.err")
 }
 
 ticks() { # pids... -> user + system clock ticks the processes have used so far, summed
@@ -108,10 +115,8 @@ start_all_proxies() {
 start_second_sluice() {
   sluice2=
   [ -n "${SLUICE2_BIN:-}${SLUICE2_ARGS:-}" ] || return 0
-  # shellcheck disable=SC2086 # SLUICE2_ARGS is split into arguments on purpose
-  "${SLUICE2_BIN:-${SLUICE_BIN:-target/release/sluice}}" --config "$work/config.yaml" --host 127.0.0.1 --port 0 ${SLUICE2_ARGS:-} 2>"$work/sluice2.err" &
-  pids+=($!)
-  sluice2=$(wait_url "$work/sluice2.err")
+  launch_sluice sluice2 "${SLUICE2_BIN:-${SLUICE_BIN:-target/release/sluice}}" "${SLUICE2_ARGS:-}"
+  sluice2=$launched_url
 }
 target_url() { # direct|passthrough|nginx|sluice|sluice2 -> its URL, once start_all_proxies ran
   case $1 in direct) echo "$fake" ;; passthrough) echo "$pass" ;; nginx) echo "$nginx" ;; sluice) echo "$sluice" ;; sluice2) echo "$sluice2" ;; esac
