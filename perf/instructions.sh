@@ -20,19 +20,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-2000}
-command -v valgrind >/dev/null || { echo "needs valgrind (apt-get install valgrind)"; exit 1; }
-command -v oha >/dev/null || { echo "needs oha (cargo install --locked oha)"; exit 1; }
 PERF_NO_WRK=1
 . perf/lib.sh
-cargo build --release --quiet --example passthrough
-target/release/fake-llm --port 0 >"$work/fake.out" 2>&1 &
-pids+=($!)
-fake=$(wait_url "$work/fake.out")
-cat >"$work/config.yaml" <<YAML
-model_list:
-  - model_name: fake-gpt
-    litellm_params: {model: openai/fake-upstream, api_base: "$fake/v1", api_key: k}
-YAML
+start_valgrind_run
 
 sim=()
 [ -n "${CACHE_SIM:-}" ] && sim=(--cache-sim=yes --I1=32768,8,64 --D1=32768,8,64 --LL=262144,8,64)

@@ -23,12 +23,10 @@ wait_url() { # file -> first http://127.0.0.1:port printed in it
   grep -o 'http://127.0.0.1:[0-9]*' "$1" | head -1
 }
 
-# Starts one fake-llm and sluice on a one-deployment config pointing at it (model
-# group $1, default `fake-gpt`; litellm_params model $2 and api_key $3); sets fake,
-# sluice (their URLs) and fake_pid, sluice_pid. SLUICE_BIN picks another sluice
-# binary (default target/release/sluice); SLUICE_ARGS adds to its command line
-# (e.g. "--num_workers 1").
-start_fake_and_sluice() {
+# Starts one fake-llm and writes $work/config.yaml, a one-deployment config
+# pointing at it (model group $1, default `fake-gpt`; litellm_params model $2 and
+# api_key $3); sets fake (its URL) and fake_pid.
+start_fake() {
   target/release/fake-llm --port 0 >"$work/fake.out" 2>&1 &
   fake_pid=$!; pids+=($fake_pid)
   fake=$(wait_url "$work/fake.out")
@@ -37,6 +35,23 @@ model_list:
   - model_name: ${1:-fake-gpt}
     litellm_params: {model: ${2:-openai/fake-upstream}, api_base: "$fake/v1", api_key: ${3:-k}}
 YAML
+}
+
+# For the scripts that run each proxy under valgrind: checks for valgrind and oha,
+# builds the passthrough and starts fake-llm (start_fake).
+start_valgrind_run() {
+  command -v valgrind >/dev/null || { echo "needs valgrind (apt-get install valgrind)"; exit 1; }
+  command -v oha >/dev/null || { echo "needs oha (cargo install --locked oha)"; exit 1; }
+  cargo build --release --quiet --example passthrough
+  start_fake
+}
+
+# start_fake, then sluice on that config; also sets sluice (its URL) and
+# sluice_pid. SLUICE_BIN picks another sluice binary (default
+# target/release/sluice); SLUICE_ARGS adds to its command line (e.g.
+# "--num_workers 1").
+start_fake_and_sluice() {
+  start_fake "$@"
   launch_sluice sluice "${SLUICE_BIN:-target/release/sluice}" "${SLUICE_ARGS:-}"
   sluice_pid=$launched_pid; sluice=$launched_url
 }
