@@ -102,9 +102,11 @@ def main():
             code, data, seen = set(), set(), 0
     if not windows:
         sys.exit("no requests were traced")
-    med = lambda xs: round(statistics.median(xs))
-    row = [med([w[0] for w in windows]), med([w[1] for w in windows])]
-    row += [med([w[2][k] for w in windows]) for k in KINDS]
+    def median(values):
+        return round(statistics.median(values))
+
+    row = [median([w[0] for w in windows]), median([w[1] for w in windows])]
+    row += [median([w[2][k] for w in windows]) for k in KINDS]
     print(" ".join(str(x) for x in row))
 
 

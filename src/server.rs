@@ -302,7 +302,7 @@ impl Connections {
             }
             // Boxed, and polled through a `dyn Future`: inlined beside HTTP/1's, the
             // HTTP/2 connection's code made the stack frame this task's every poll
-            // runs in 12 KB, not 8, and each HTTP/1 request touched 35 more
+            // runs in 12 KB, not 8, and each HTTP/1 request touched about 33 more
             // 64-byte lines of memory (perf/footprint.sh).
             Ok(Ok(Proto::Http2)) => {
                 watcher
