@@ -21,15 +21,10 @@ pub struct Parsed {
     pub fields: Fields,
     /// Span of the model value in `body`.
     pub model_span: Span,
-    /// The requested model, decoded.
-    model: Model,
-}
-
-/// Where the requested model's name is: in the body, or (when the JSON string has
-/// escapes) in its own decoded copy. Most names have none, and cost no allocation.
-enum Model {
-    InBody(std::ops::Range<usize>),
-    Decoded(String),
+    /// The requested model decoded, when its JSON string has escapes. Most names have
+    /// none: they are read in place, between the quotes at `model_span`, and cost no
+    /// allocation.
+    decoded_model: Option<String>,
 }
 
 impl Parsed {
@@ -37,10 +32,9 @@ impl Parsed {
     pub fn new(body: Bytes) -> Result<Parsed, ProxyError> {
         let fields = scan::scan(&body).map_err(|e| ProxyError::BadRequest(e.to_string()))?;
         let model_span = fields.model.ok_or(ProxyError::MissingModel)?;
-        let model = match model_span.as_str(&body) {
-            // Without escapes the name is the string's bytes between its quotes.
-            Some(Cow::Borrowed(_)) => Model::InBody(model_span.start + 1..model_span.end - 1),
-            Some(Cow::Owned(name)) => Model::Decoded(name),
+        let decoded_model = match model_span.as_str(&body) {
+            Some(Cow::Borrowed(_)) => None,
+            Some(Cow::Owned(name)) => Some(name),
             None => {
                 return Err(ProxyError::BadRequest(format!(
                     "\"model\" must be a string, got {}",
@@ -52,16 +46,19 @@ impl Parsed {
             body,
             fields,
             model_span,
-            model,
+            decoded_model,
         })
     }
 
     /// The requested model, decoded.
     pub fn model(&self) -> &str {
-        match &self.model {
-            Model::InBody(at) => std::str::from_utf8(&self.body[at.clone()])
-                .expect("checked to be UTF-8 when scanned"),
-            Model::Decoded(name) => name,
+        match &self.decoded_model {
+            Some(name) => name,
+            // Without escapes the name is the string's bytes between its quotes.
+            None => {
+                std::str::from_utf8(&self.body[self.model_span.start + 1..self.model_span.end - 1])
+                    .expect("checked to be UTF-8 when scanned")
+            }
         }
     }
 
@@ -165,7 +162,7 @@ mod tests {
     fn the_model_is_read_in_place_or_decoded_when_escaped() {
         let model = |b: &'static [u8]| {
             let p = Parsed::new(Bytes::from_static(b)).unwrap();
-            (p.model().to_owned(), matches!(p.model, Model::InBody(_)))
+            (p.model().to_owned(), p.decoded_model.is_none())
         };
         assert_eq!(model(br#"{"model":"gpt-4o"}"#), ("gpt-4o".into(), true));
         assert_eq!(model(br#"{ "model" : "" }"#), ("".into(), true));
