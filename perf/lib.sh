@@ -8,6 +8,13 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
 trap cleanup EXIT
 
+# PROXY_CPUS (a taskset CPU list, e.g. 1) runs every proxy (relay, passthrough,
+# nginx, sluice) on those CPUs only, the load generator and fake-llm wherever the
+# scheduler puts them: the proxy on a core of its own. Each proxy sizes its threads
+# or processes by the CPUs it may use.
+proxy_pin=()
+[ -z "${PROXY_CPUS:-}" ] || proxy_pin=(taskset -c "$PROXY_CPUS")
+
 # The chat request the scripts driving oha send (wrk sends chat.lua's).
 body='{"model":"fake-gpt","messages":[{"role":"user","content":"Say hello in five words."}]}'
 
@@ -27,7 +34,8 @@ wait_url() { # file -> first http://127.0.0.1:port printed in it
 # pointing at it (model group $1, default `fake-gpt`; litellm_params model $2 and
 # api_key $3); sets fake (its URL) and fake_pid.
 start_fake() {
-  target/release/fake-llm --port 0 >"$work/fake.out" 2>&1 &
+  # shellcheck disable=SC2086 # FAKE_ARGS is split on purpose
+  target/release/fake-llm --port 0 ${FAKE_ARGS:-} >"$work/fake.out" 2>&1 &
   fake_pid=$!; pids+=($fake_pid)
   fake=$(wait_url "$work/fake.out")
   cat >"$work/config.yaml" <<YAML
@@ -60,7 +68,7 @@ start_fake_and_sluice() {
 # $work/$1.err; sets launched_pid and launched_url.
 launch_sluice() {
   # shellcheck disable=SC2086 # the extra arguments are split on purpose
-  "$2" --config "$work/config.yaml" --host 127.0.0.1 --port 0 $3 2>"$work/$1.err" &
+  ${proxy_pin[@]+"${proxy_pin[@]}"} "$2" --config "$work/config.yaml" --host 127.0.0.1 --port 0 $3 2>"$work/$1.err" &
   launched_pid=$!; pids+=($launched_pid)
   launched_url=$(wait_url "$work/$1.err")
 }
@@ -76,7 +84,8 @@ free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1
 
 # Starts nginx as a reverse proxy (proxy_pass with upstream keep-alive, one worker
 # per core, no access log) in front of $1, if nginx is installed; sets nginx to its
-# URL, or to nothing, and nginx_pid.
+# URL, or to nothing, and nginx_pid. NGINX_CPU_AFFINITY=auto pins its workers to
+# the CPUs in turn, as sluice's --pin_workers does its own.
 start_nginx_proxy() {
   nginx=
   local bin; bin=$(command -v nginx || echo /usr/sbin/nginx)
@@ -85,6 +94,7 @@ start_nginx_proxy() {
   mkdir -p "$work/nginx"
   cat >"$work/nginx/nginx.conf" <<NGINX
 worker_processes auto;
+${NGINX_CPU_AFFINITY:+worker_cpu_affinity $NGINX_CPU_AFFINITY;}
 pid $work/nginx/nginx.pid;
 error_log $work/nginx/error.log warn;
 events { worker_connections 4096; }
@@ -103,7 +113,7 @@ http {
   }
 }
 NGINX
-  "$bin" -p "$work/nginx" -c "$work/nginx/nginx.conf" -g 'daemon off;' 2>"$work/nginx/stderr" &
+  ${proxy_pin[@]+"${proxy_pin[@]}"} "$bin" -p "$work/nginx" -c "$work/nginx/nginx.conf" -g 'daemon off;' 2>"$work/nginx/stderr" &
   nginx_pid=$!; pids+=($nginx_pid)
   for _ in $(seq 50); do
     curl -s -o /dev/null "http://127.0.0.1:$port/" && { nginx="http://127.0.0.1:$port"; return 0; }
@@ -112,16 +122,20 @@ NGINX
   echo "nginx did not start:" >&2; cat "$work/nginx/stderr" "$work/nginx/error.log" >&2 2>/dev/null || true
 }
 
-# fake-llm, sluice, the bare passthrough and nginx (if installed) in front of it:
-# sets fake, sluice, pass and nginx (empty without nginx) to their URLs, and
-# pass_pid and nginx_pid (nginx's master) beside fake_pid and sluice_pid. PASS_BIN
-# picks another passthrough binary (default target/release/examples/passthrough).
+# fake-llm, sluice, the bare passthrough, the TCP relay and nginx (if installed) in
+# front of it: sets fake, sluice, pass, relay and nginx (empty without nginx) to
+# their URLs, and pass_pid, relay_pid and nginx_pid (nginx's master) beside
+# fake_pid and sluice_pid. PASS_BIN picks another passthrough binary (default
+# target/release/examples/passthrough).
 start_all_proxies() {
-  cargo build --release --quiet --example passthrough
+  cargo build --release --quiet --example passthrough --example relay
   start_fake_and_sluice
-  "${PASS_BIN:-target/release/examples/passthrough}" --upstream "$fake" --port 0 >"$work/pass.out" 2>&1 &
+  ${proxy_pin[@]+"${proxy_pin[@]}"} "${PASS_BIN:-target/release/examples/passthrough}" --upstream "$fake" --port 0 >"$work/pass.out" 2>&1 &
   pass_pid=$!; pids+=($pass_pid)
   pass=$(wait_url "$work/pass.out")
+  ${proxy_pin[@]+"${proxy_pin[@]}"} target/release/examples/relay --upstream "$fake" --port 0 >"$work/relay.out" 2>&1 &
+  relay_pid=$!; pids+=($relay_pid)
+  relay=$(wait_url "$work/relay.out")
   start_nginx_proxy "$fake"
 }
 # A second sluice on the same config, when SLUICE2_BIN or SLUICE2_ARGS is set (the
@@ -133,8 +147,8 @@ start_second_sluice() {
   launch_sluice sluice2 "${SLUICE2_BIN:-${SLUICE_BIN:-target/release/sluice}}" "${SLUICE2_ARGS:-}"
   sluice2=$launched_url
 }
-target_url() { # direct|passthrough|nginx|sluice|sluice2 -> its URL, once start_all_proxies ran
-  case $1 in direct) echo "$fake" ;; passthrough) echo "$pass" ;; nginx) echo "$nginx" ;; sluice) echo "$sluice" ;; sluice2) echo "$sluice2" ;; esac
+target_url() { # direct|relay|passthrough|nginx|sluice|sluice2 -> its URL, once start_all_proxies ran
+  case $1 in direct) echo "$fake" ;; relay) echo "$relay" ;; passthrough) echo "$pass" ;; nginx) echo "$nginx" ;; sluice) echo "$sluice" ;; sluice2) echo "$sluice2" ;; esac
 }
 
 # For the flamegraph scripts: perf, and inferno (installed with cargo if missing).

@@ -4,8 +4,9 @@
 # in short slices that take turns. Each round runs one slice on each target, the
 # order rotated by one every round, and compares each proxy's p50 and p99 with the
 # direct p50 and p99 of the same round; the medians over the rounds are the result.
-# The targets are fake-llm direct, the bare passthrough, nginx (when installed) and
-# sluice.
+# The targets are fake-llm direct, the TCP relay (`examples/relay.rs`: the cost of
+# the extra hop alone, the floor for any proxy), the bare passthrough, nginx (when
+# installed) and sluice.
 # Usage: perf/paired-latency.sh [slice_s=5] [rounds=8] [rate=1000] [connections=50];
 # SLUICE_BIN picks another sluice binary, PASS_BIN another passthrough. SLUICE2_BIN
 # and/or SLUICE2_ARGS add a second sluice ("sluice2") with another build or settings.
@@ -17,8 +18,8 @@ command -v jq >/dev/null || { echo "needs jq (apt-get install jq)"; exit 1; }
 PERF_NO_WRK=1
 . perf/lib.sh
 start_all_proxies
-targets=(direct passthrough sluice)
-[ -n "$nginx" ] && targets=(direct passthrough nginx sluice)
+targets=(direct relay passthrough sluice)
+[ -n "$nginx" ] && targets=(direct relay passthrough nginx sluice)
 start_second_sluice
 [ -n "$sluice2" ] && targets+=(sluice2)
 for t in "${targets[@]}"; do shoot "$(target_url "$t")" "$RATE" 2 >/dev/null; done # warm-up
