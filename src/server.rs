@@ -189,14 +189,18 @@ pub struct Worker {
 
 impl Worker {
     /// Starts worker `i` (which keeps its own idle upstream connections, see
-    /// [`crate::upstream::set_worker`]) on a thread named `sluice-worker-i`.
-    pub fn start(i: usize) -> std::io::Result<Worker> {
+    /// [`crate::upstream::set_worker`]) on a thread named `sluice-worker-i`,
+    /// pinned to `cpu` if one is given (see [`pin_thread`]).
+    pub fn start(i: usize, cpu: Option<usize>) -> std::io::Result<Worker> {
         let rt = runtime()?;
         let handle = rt.handle().clone();
         let (stop, stopped) = oneshot::channel::<()>();
         let thread = std::thread::Builder::new()
             .name(format!("sluice-worker-{i}"))
             .spawn(move || {
+                if let Some(cpu) = cpu {
+                    pin_thread(cpu);
+                }
                 crate::upstream::set_worker(i);
                 rt.block_on(async {
                     let _ = stopped.await;
@@ -212,6 +216,42 @@ impl Worker {
     /// Where to spawn work on this worker.
     pub fn handle(&self) -> &Handle {
         &self.handle
+    }
+}
+
+/// The CPUs this process may run on (as `taskset` or a container's cpuset left
+/// them), in order: where `--pin_workers` puts worker 0, 1, ... in turn. Empty
+/// where it cannot be read.
+pub fn allowed_cpus() -> Vec<usize> {
+    #[cfg(target_os = "linux")]
+    if let Ok(set) = rustix::thread::sched_getaffinity(None) {
+        return (0..rustix::thread::CpuSet::MAX_CPU)
+            .filter(|&cpu| set.is_set(cpu))
+            .collect();
+    }
+    Vec::new()
+}
+
+/// Keeps the calling thread on `cpu` from now on. A worker that always runs on
+/// the same CPU finds its code and data still in that CPU's caches when the next
+/// request wakes it, instead of in the other core's; at a light rate that is most
+/// of what a request costs (perf/RESULTS.md, round sixteen). Threads the caller
+/// starts afterwards inherit the CPU. Where the CPU cannot be set, the thread
+/// runs where the scheduler puts it, with a warning: pinning is an optimisation.
+pub fn pin_thread(cpu: usize) {
+    #[cfg(target_os = "linux")]
+    let pinned = {
+        let mut set = rustix::thread::CpuSet::new();
+        if cpu < rustix::thread::CpuSet::MAX_CPU {
+            set.set(cpu);
+        }
+        rustix::thread::sched_setaffinity(None, &set).map_err(std::io::Error::from)
+    };
+    #[cfg(not(target_os = "linux"))]
+    let pinned: std::io::Result<()> = Err(std::io::ErrorKind::Unsupported.into());
+    if let Err(error) = pinned {
+        let thread = std::thread::current();
+        tracing::warn!(thread = thread.name(), cpu, %error, "worker not pinned to its CPU");
     }
 }
 

@@ -1,6 +1,6 @@
 //! The command line: --version, --help, `sluice check` on every shipped config and
-//! on a bad one (every problem listed with its place, exit 2), and a graceful stop
-//! that lets an in-flight stream finish.
+//! on a bad one (every problem listed with its place, exit 2), a graceful stop
+//! that lets an in-flight stream finish, and workers pinned to CPUs.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -31,6 +31,7 @@ fn version_and_help() {
         "--host",
         "--port",
         "--num_workers",
+        "--pin_workers",
         "--grace-period",
         "--idle-timeout",
         "check",
@@ -286,4 +287,62 @@ fn serving_process_opts_out_of_transparent_huge_pages() {
     } else {
         eprintln!("this kernel does not report THP_enabled; nothing to check");
     }
+}
+
+/// The CPUs a thread's status file says it may run on ("0-1", "3", "0,2-3"),
+/// one by one.
+#[cfg(target_os = "linux")]
+fn cpu_list(status: &str) -> Vec<usize> {
+    let line = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+        .unwrap();
+    let mut cpus = Vec::new();
+    for part in line.trim().split(',') {
+        let (a, b) = part.split_once('-').unwrap_or((part, part));
+        cpus.extend(a.parse::<usize>().unwrap()..=b.parse::<usize>().unwrap());
+    }
+    cpus
+}
+
+/// `--pin_workers` with three workers: worker i (the main thread is worker 0)
+/// runs on the i-th CPU the process may use, in turn, and sluice serves.
+#[test]
+#[cfg(target_os = "linux")]
+fn pin_workers_puts_each_worker_on_a_cpu_in_turn() {
+    let allowed = cpu_list(&std::fs::read_to_string("/proc/self/status").unwrap());
+    let mut sluice = Command::new(SLUICE)
+        .args(["--config", "configs/quickstart.yaml", "--host", "127.0.0.1"])
+        .args(["--port", "0", "--num_workers", "3", "--pin_workers"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let port = port_from(&mut sluice, true);
+    let mut conn = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    conn.write_all(b"GET /health/liveliness HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+        .unwrap();
+    let mut answer = String::new();
+    conn.read_to_string(&mut answer).unwrap();
+    let mut seen = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{}/task", sluice.id())).unwrap() {
+        let dir = task.unwrap().path();
+        let name = std::fs::read_to_string(dir.join("comm")).unwrap();
+        let worker = match name.trim() {
+            "sluice" => 0,
+            other => match other.strip_prefix("sluice-worker-") {
+                Some(i) => i.parse().unwrap(),
+                None => continue,
+            },
+        };
+        let cpus = cpu_list(&std::fs::read_to_string(dir.join("status")).unwrap());
+        seen.push((worker, cpus));
+    }
+    let _ = sluice.kill();
+    let _ = sluice.wait();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    seen.sort();
+    let expected: Vec<(usize, Vec<usize>)> = (0..3)
+        .map(|i| (i, vec![allowed[i % allowed.len()]]))
+        .collect();
+    assert_eq!(seen, expected);
 }

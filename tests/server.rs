@@ -1,6 +1,7 @@
 //! The listener: HTTP/1.1 and HTTP/2 with prior knowledge on one port, told apart
-//! by the first bytes; and connections that never send a request, which must not
-//! hold up a drain.
+//! by the first bytes; connections that never send a request, which must not
+//! hold up a drain; the worker threads connections are handed to, pinned to CPUs
+//! or not.
 
 mod common;
 use bytes::Bytes;
@@ -210,7 +211,7 @@ async fn busy_http1_connections_outlive_the_idle_timeout() {
 /// Two worker threads, as the `sluice` command runs them on two CPUs (stopped
 /// when dropped), and their handles.
 fn two_workers() -> (Vec<Worker>, Vec<tokio::runtime::Handle>) {
-    let workers: Vec<Worker> = (0..2).map(|i| Worker::start(i).unwrap()).collect();
+    let workers: Vec<Worker> = (0..2).map(|i| Worker::start(i, None).unwrap()).collect();
     let handles = workers.iter().map(|w| w.handle().clone()).collect();
     (workers, handles)
 }
@@ -311,4 +312,36 @@ async fn a_connection_goes_to_the_worker_with_the_fewest_open() {
     );
     drop((stays, next));
     s.shutdown().await;
+}
+
+/// The CPUs the calling thread may run on, as the kernel lists them ("0-1", "0,2").
+#[cfg(target_os = "linux")]
+fn cpus_allowed() -> String {
+    let status = std::fs::read_to_string("/proc/thread-self/status").unwrap();
+    let line = status
+        .lines()
+        .find(|l| l.starts_with("Cpus_allowed_list:"))
+        .unwrap();
+    line.split_whitespace().nth(1).unwrap().to_owned()
+}
+
+/// `--pin_workers`: a worker started with a CPU runs on that CPU alone, and one
+/// given a CPU it cannot have (beyond any machine's) logs a warning and runs
+/// where the process may, as if not pinned.
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn a_pinned_worker_runs_on_its_cpu_only() {
+    let process_cpus = cpus_allowed();
+    let allowed = sluice::server::allowed_cpus();
+    let last = *allowed.last().expect("the process may run somewhere");
+    let on = |w: &Worker| w.handle().spawn(async { cpus_allowed() });
+
+    let pinned = Worker::start(1, Some(last)).unwrap();
+    assert_eq!(on(&pinned).await.unwrap(), last.to_string());
+    let unpinnable = Worker::start(2, Some(usize::MAX)).unwrap();
+    assert_eq!(on(&unpinnable).await.unwrap(), process_cpus);
+    let unpinned = Worker::start(3, None).unwrap();
+    assert_eq!(on(&unpinned).await.unwrap(), process_cpus);
+    // Starting workers leaves the thread that starts them where it was.
+    assert_eq!(cpus_allowed(), process_cpus);
 }
