@@ -40,8 +40,8 @@ struct Cli {
     #[arg(long = "num_workers", visible_alias = "num-workers")]
     num_workers: Option<usize>,
     /// Pin worker i to the i-th CPU this process may run on, as nginx's
-    /// `worker_cpu_affinity auto` does: each worker finds its caches warm when a
-    /// request wakes it, which lowers the latency added at light load. Leave it off
+    /// `worker_cpu_affinity auto` does: a worker is woken on its own CPU, with its
+    /// caches warm, which lowers the latency added at light load. Leave it off
     /// where busy neighbours share sluice's CPUs: a pinned worker cannot move away.
     #[arg(long = "pin_workers", visible_alias = "pin-workers")]
     pin_workers: bool,
@@ -131,12 +131,12 @@ fn main() -> ExitCode {
             "--pin_workers: this system does not say which CPUs sluice may use; workers not pinned"
         );
     }
-    let cpu = |i: usize| (!cpus.is_empty()).then(|| cpus[i % cpus.len()]);
+    let cpu_of = |i: usize| (!cpus.is_empty()).then(|| cpus[i % cpus.len()]);
     let main_rt = sluice::server::runtime().expect("a tokio runtime starts");
     let others: Vec<Worker> = (1..workers)
-        .map(|i| Worker::start(i, cpu(i)).expect("a worker thread starts"))
+        .map(|i| Worker::start(i, cpu_of(i)).expect("a worker thread starts"))
         .collect();
-    if let Some(cpu) = cpu(0) {
+    if let Some(cpu) = cpu_of(0) {
         sluice::server::pin_thread(cpu);
     }
     let handles = std::iter::once(main_rt.handle().clone())
