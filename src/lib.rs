@@ -1,6 +1,7 @@
 //! sluice: an OpenAI-compatible LLM load balancer that reads LiteLLM proxy configs.
 //!
-//! The request path, in order: [`server`] accepts, [`routes`] authenticates and
+//! The request path, in order: [`server`] accepts and hands the connection to a
+//! [`worker`] thread, [`routes`] authenticates and
 //! dispatches, [`request`] reads and scans the body, [`router`] resolves the model
 //! group and picks a deployment, [`proxy`] sends it upstream through [`upstream`]
 //! with retries, and the response streams back untouched.
@@ -27,6 +28,7 @@ pub mod server;
 pub mod state;
 pub mod upstream;
 pub mod usage;
+pub mod worker;
 
 pub use state::{App, Snapshot};
 

@@ -4,8 +4,8 @@
 use clap::{Parser, Subcommand};
 use sluice::limiter::shared::Mode;
 use sluice::server::Timeouts;
-use sluice::server::Worker;
 use sluice::state::{App, Snapshot};
+use sluice::worker::Worker;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -122,7 +122,7 @@ fn main() -> ExitCode {
     // With --pin_workers, worker i goes to the i-th allowed CPU (in turn, when
     // there are more workers than CPUs).
     let cpus = if cli.pin_workers {
-        sluice::server::allowed_cpus()
+        sluice::worker::allowed_cpus()
     } else {
         Vec::new()
     };
@@ -132,12 +132,12 @@ fn main() -> ExitCode {
         );
     }
     let cpu_of = |i: usize| (!cpus.is_empty()).then(|| cpus[i % cpus.len()]);
-    let main_rt = sluice::server::runtime().expect("a tokio runtime starts");
+    let main_rt = sluice::worker::runtime().expect("a tokio runtime starts");
     let others: Vec<Worker> = (1..workers)
         .map(|i| Worker::start(i, cpu_of(i)).expect("a worker thread starts"))
         .collect();
     if let Some(cpu) = cpu_of(0) {
-        sluice::server::pin_thread(cpu);
+        sluice::worker::pin_thread(cpu);
     }
     let handles = std::iter::once(main_rt.handle().clone())
         .chain(others.iter().map(|w| w.handle().clone()))

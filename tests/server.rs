@@ -9,7 +9,7 @@ use common::*;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use sluice::server::Worker;
+use sluice::worker::Worker;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -332,7 +332,7 @@ fn cpus_allowed() -> String {
 #[tokio::test]
 async fn a_pinned_worker_runs_on_its_cpu_only() {
     let process_cpus = cpus_allowed();
-    let allowed = sluice::server::allowed_cpus();
+    let allowed = sluice::worker::allowed_cpus();
     let last = *allowed.last().expect("the process may run somewhere");
     let on = |w: &Worker| w.handle().spawn(async { cpus_allowed() });
 
