@@ -73,8 +73,11 @@ launch_sluice() {
   launched_url=$(wait_url "$work/$1.err")
 }
 
+user_sys_ticks() { # pids... -> user and system clock ticks the processes have used so far, each summed
+  for p in "$@"; do cat "/proc/$p/stat"; done | awk '{u += $14; s += $15} END {print u + 0, s + 0}'
+}
 ticks() { # pids... -> user + system clock ticks the processes have used so far, summed
-  for p in "$@"; do awk '{print $14 + $15}' "/proc/$p/stat"; done | awk '{t += $1} END {print t + 0}'
+  user_sys_ticks "$@" | awk '{print $1 + $2}'
 }
 median() { # numbers on stdin, one a line -> their median ("-" when they are "-")
   sort -g | awk '{v[NR] = $1} END {if (v[1] == "-") print "-"; else print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'

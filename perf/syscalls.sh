@@ -30,18 +30,15 @@ for u in "$relay" "$pass" "$nginx" "$sluice"; do [ -z "$u" ] || load "$u" 2 >/de
 echo "$([ -n "$RATE" ] && echo "oha -q $RATE" || echo "wrk -t1") -c$CONNS -d${DUR}s, $(nproc) cores, $(date -u +%F), commit $(git describe --always --dirty 2>/dev/null || echo '?')"
 fmt='%-12s %9s %13s %12s %13s %13s\n'
 printf "$fmt" proxy req/s syscalls/req ctxsw/req user_µs/req sys_µs/req
-cpu() { # pid,pid... -> their user and system clock ticks so far, summed
-  for p in ${1//,/ }; do cat "/proc/$p/stat"; done | awk '{u += $14; s += $15} END {print u, s}'
-}
 measure() { # name url pid[,pid...] -> one row
   local name=$1 url=$2 pid=$3 u0 s0 u1 s1 n
-  read -r u0 s0 < <(cpu "$pid")
+  read -r u0 s0 < <(user_sys_ticks ${pid//,/ })
   perf stat -x, -e raw_syscalls:sys_enter,context-switches -p "$pid" -o "$work/perf.$name" \
     -- sleep "$DUR" &
   local counting=$!
   n=$(load "$url" "$DUR")
   wait "$counting"
-  read -r u1 s1 < <(cpu "$pid")
+  read -r u1 s1 < <(user_sys_ticks ${pid//,/ })
   awk -F, -v name="$name" -v n="$n" -v d="$DUR" -v u=$((u1 - u0)) -v s=$((s1 - s0)) -v hz="$hz" -v fmt="$fmt" '
     /raw_syscalls:sys_enter/ {sc = $1} /context-switches/ {cs = $1}
     END {printf fmt, name, int(n / d), sprintf("%.2f", sc / n), sprintf("%.3f", cs / n),
