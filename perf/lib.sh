@@ -148,7 +148,11 @@ start_second_sluice() {
   sluice2=
   [ -n "${SLUICE2_BIN:-}${SLUICE2_ARGS:-}" ] || return 0
   launch_sluice sluice2 "${SLUICE2_BIN:-${SLUICE_BIN:-target/release/sluice}}" "${SLUICE2_ARGS:-}"
-  sluice2=$launched_url
+  sluice2=$launched_url; sluice2_pid=$launched_pid
+}
+proxy_pids() { # relay|passthrough|nginx|sluice|sluice2 -> the processes serving it, comma-separated
+  case $1 in relay) echo "$relay_pid" ;; passthrough) echo "$pass_pid" ;; sluice) echo "$sluice_pid" ;;
+    sluice2) echo "$sluice2_pid" ;; nginx) pgrep -d, -P "$nginx_pid" ;; esac # nginx: its workers
 }
 target_url() { # direct|relay|passthrough|nginx|sluice|sluice2 -> its URL, once start_all_proxies ran
   case $1 in direct) echo "$fake" ;; relay) echo "$relay" ;; passthrough) echo "$pass" ;; nginx) echo "$nginx" ;; sluice) echo "$sluice" ;; sluice2) echo "$sluice2" ;; esac

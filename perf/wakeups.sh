@@ -18,13 +18,11 @@ PERF_NO_WRK=1
 . perf/lib.sh
 start_all_proxies
 case $PROXY in
-  relay) proxy_pids=$relay_pid ;;
-  passthrough) proxy_pids=$pass_pid ;;
-  sluice) proxy_pids=$sluice_pid ;;
-  nginx) [ -n "$nginx" ] || { echo "nginx is not installed"; exit 1; }
-    proxy_pids=$(pgrep -d, -P "$nginx_pid") ;;
+  relay | passthrough | sluice) ;;
+  nginx) [ -n "$nginx" ] || { echo "nginx is not installed"; exit 1; } ;;
   *) echo "proxy: relay, passthrough, nginx or sluice"; exit 1 ;;
 esac
+proxy_pids=$(proxy_pids "$PROXY")
 url=$(target_url "$PROXY")
 shoot "$url" "$RATE" 2 >/dev/null # warm-up
 echo "$PROXY, oha -q $RATE -c $CONNS, ${SECS}s traced, $(nproc) cores, $(date -u +%F), commit $(git describe --always --dirty 2>/dev/null || echo '?')"
