@@ -9,8 +9,13 @@
 #   PASS_BIN=target/pgo/x86_64-unknown-linux-gnu/release/examples/passthrough perf/paired.sh
 # (or paired-latency.sh, instructions.sh, throughput.sh, memory.sh).
 # STATIC=1 links both statically (glibc crt-static, as perf/static.sh), for a
-# release binary. Needs oha and llvm-profdata (Debian: apt-get install llvm-19;
-# LLVM_PROFDATA picks one). Usage: [STATIC=1] perf/pgo.sh [train_secs=10]
+# release binary. BOLT=1 then lays out both binaries' machine code again with
+# llvm-bolt, from a second training run of each built instrumented by llvm-bolt
+# (hot blocks together, cold ones split off): into target/pgo/bolt/. Needs oha and
+# llvm-profdata (Debian: apt-get install llvm-19; LLVM_PROFDATA picks one), and for
+# BOLT=1 llvm-bolt (apt-get install bolt-19; LLVM_BOLT picks one); BOLT=1 builds
+# dynamically linked binaries only.
+# Usage: [STATIC=1] [BOLT=1] perf/pgo.sh [train_secs=10]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-10}
@@ -19,6 +24,13 @@ command -v oha >/dev/null || { echo "needs oha (cargo install --locked oha)"; ex
 profdata=${LLVM_PROFDATA:-$(ls -d /usr/lib/llvm-*/bin/llvm-profdata 2>/dev/null | sort -V | tail -1)}
 profdata=${profdata:-$(command -v llvm-profdata || true)}
 [ -x "$profdata" ] || { echo "needs llvm-profdata (apt-get install llvm-19, or set LLVM_PROFDATA)"; exit 1; }
+if [ -n "${BOLT:-}" ]; then
+  # Tried: llvm-bolt 19 crashes instrumenting the static binary.
+  [ -z "${STATIC:-}" ] || { echo "STATIC=1 and BOLT=1 do not go together (llvm-bolt 19 crashes on the static binary)"; exit 1; }
+  bolt=${LLVM_BOLT:-$(ls -d /usr/lib/llvm-*/bin/llvm-bolt 2>/dev/null | sort -V | tail -1)}
+  bolt=${bolt:-$(command -v llvm-bolt || true)}
+  [ -x "$bolt" ] || { echo "needs llvm-bolt (apt-get install bolt-19, or set LLVM_BOLT)"; exit 1; }
+fi
 PERF_NO_WRK=1
 . perf/lib.sh
 prof=$PWD/target/pgo-profile
@@ -30,8 +42,25 @@ build() { # flags -> cargo builds sluice and the passthrough with RUSTFLAGS=flag
   # otherwise write profiles of the build itself.
   local dir=$1; shift
   [ -z "${STATIC:-}" ] || set -- "$@" -Ctarget-feature=+crt-static
+  # llvm-bolt moves functions only in a binary that keeps its relocations. Both
+  # builds take the same flags, so that the profile's functions are found again.
+  [ -z "${BOLT:-}" ] || set -- "$@" -Clink-arg=-Wl,--emit-relocs
   echo "+ RUSTFLAGS=$* cargo build --release --bin sluice --example passthrough --target $triple --target-dir $dir"
   RUSTFLAGS="$*" cargo build --release --quiet --bin sluice --example passthrough --target "$triple" --target-dir "$dir"
+}
+# Trains sluice binary $1 (a graceful stop makes it write its profile).
+train_sluice() {
+  SLUICE_BIN=$1 start_fake_and_sluice
+  train "$sluice"
+  curl -sS -o /dev/null "$sluice/metrics"
+  kill -TERM "$sluice_pid"; wait "$sluice_pid" || true
+}
+# Trains passthrough binary $1 on the fake-llm started last.
+train_passthrough() {
+  "$1" --upstream "$fake" --port 0 >"$work/pass.out" 2>&1 &
+  pass_pid=$!; pids+=($pass_pid)
+  train "$(wait_url "$work/pass.out")"
+  kill -INT "$pass_pid"; wait "$pass_pid" || true
 }
 train() { # url -> runs each load on it for $secs seconds, quietly
   load() { oha --no-tui -z "${secs}s" -m POST -T application/json -H 'Authorization: Bearer sk-1234' "$@" >/dev/null; }
@@ -50,16 +79,9 @@ merge() { # name -> merges its profiles into $prof/name.profdata
 build target/pgo-gen "-Cprofile-generate=$prof"
 gen=target/pgo-gen/$triple/release
 echo "training each: $secs s of chat at 1,000 req/s, chat closed-loop, streamed chat, embeddings"
-SLUICE_BIN=$gen/sluice start_fake_and_sluice
-train "$sluice"
-curl -sS -o /dev/null "$sluice/metrics"
-# A graceful stop runs sluice's exit, which writes the profile.
-kill -TERM "$sluice_pid"; wait "$sluice_pid" || true
+train_sluice "$gen/sluice"
 mv "$prof"/*.profraw "$prof/sluice/"
-"$gen/examples/passthrough" --upstream "$fake" --port 0 >"$work/pass.out" 2>&1 &
-pass_pid=$!; pids+=($pass_pid)
-train "$(wait_url "$work/pass.out")"
-kill -INT "$pass_pid"; wait "$pass_pid" || true
+train_passthrough "$gen/examples/passthrough"
 mv "$prof"/*.profraw "$prof/passthrough/"
 merge sluice
 merge passthrough
@@ -68,12 +90,31 @@ merge passthrough
 # and code the two share (hyper, tokio) is weighed by both loads.
 "$profdata" merge -o "$prof/both.profdata" "$prof/sluice.profdata" "$prof/passthrough.profdata"
 build target/pgo "-Cprofile-use=$prof/both.profdata"
+out=target/pgo/$triple/release
+if [ -n "${BOLT:-}" ]; then
+  # Each binary runs the training again, built instrumented by llvm-bolt, and is
+  # laid out anew from what ran: hot blocks in order, cold ones split off.
+  mkdir -p target/pgo/bolt
+  for name in sluice passthrough; do
+    src=$out/sluice; [ "$name" = sluice ] || src=$out/examples/passthrough
+    rm -f "$prof/$name.fdata"
+    "$bolt" "$src" -instrument -instrumentation-file="$prof/$name.fdata" -o "$work/$name.inst" >"$work/bolt.log" 2>&1 ||
+      { cat "$work/bolt.log"; exit 1; }
+    "train_$name" "$work/$name.inst"
+    [ -s "$prof/$name.fdata" ] || { echo "FAIL: $name wrote no BOLT profile"; exit 1; }
+    "$bolt" "$src" -o "target/pgo/bolt/$name" -data="$prof/$name.fdata" -reorder-blocks=ext-tsp \
+      -reorder-functions=cdsort -split-functions -split-all-cold -split-eh -icf=1 -use-gnu-stack \
+      >"$work/bolt.log" 2>&1 || { cat "$work/bolt.log"; exit 1; }
+  done
+  out=target/pgo/bolt
+fi
 # The built sluice answers a chat and a streamed chat.
-SLUICE_BIN=target/pgo/$triple/release/sluice start_fake_and_sluice
+SLUICE_BIN=$out/sluice start_fake_and_sluice
 for b in "$body" "$streamed"; do
   curl -sS --fail-with-body -m 5 -o /dev/null -H 'content-type: application/json' -d "$b" \
     "$sluice/v1/chat/completions" || { echo "FAIL: the built sluice did not answer"; exit 1; }
 done
-file target/pgo/$triple/release/sluice
-echo "profile-guided sluice:      target/pgo/$triple/release/sluice"
-echo "profile-guided passthrough: target/pgo/$triple/release/examples/passthrough"
+file "$out/sluice"
+pass_out=$out/examples/passthrough; [ -z "${BOLT:-}" ] || pass_out=$out/passthrough
+echo "profile-guided sluice:      $out/sluice"
+echo "profile-guided passthrough: $pass_out"
