@@ -10,22 +10,11 @@ use hyper::body::{Bytes, Incoming};
 use hyper::{server::conn::http1, service::service_fn, Request, Response, StatusCode, Uri};
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use std::io::Write;
 use std::sync::Arc;
-use tokio::net::TcpListener;
+
+mod common;
 
 type Body = BoxBody<Bytes, hyper::Error>;
-
-/// Bare HTTP/1 reverse proxy to one upstream.
-#[derive(Parser)]
-struct Args {
-    /// Upstream base URL, e.g. http://127.0.0.1:8080
-    #[arg(long)]
-    upstream: String,
-    /// Port on 127.0.0.1 to listen on (0 picks a free one).
-    #[arg(long, default_value_t = 0)]
-    port: u16,
-}
 
 async fn forward(
     client: Arc<Client<HttpConnector, Incoming>>,
@@ -53,23 +42,12 @@ fn error(status: StatusCode) -> Response<Body> {
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
-    let args = Args::parse();
+    let args = common::Args::parse();
     let base: Arc<str> = args.upstream.trim_end_matches('/').into();
     let mut connector = HttpConnector::new();
     connector.set_nodelay(true);
     let client = Arc::new(Client::builder(TokioExecutor::new()).build(connector));
-    let listener = TcpListener::bind(("127.0.0.1", args.port)).await?;
-    let addr = listener.local_addr()?;
-    writeln!(std::io::stdout(), "listening on http://{addr}")?;
-    // Ctrl-C (SIGINT) returns from main, so that an instrumented build (perf/pgo.sh)
-    // writes its profile on the way out.
-    let mut stop = std::pin::pin!(tokio::signal::ctrl_c());
-    loop {
-        let (stream, _) = tokio::select! {
-            accepted = listener.accept() => accepted?,
-            _ = &mut stop => return Ok(()),
-        };
-        stream.set_nodelay(true)?;
+    common::serve(args.port, |stream| {
         let (client, base) = (client.clone(), base.clone());
         tokio::spawn(async move {
             let svc = service_fn(move |req| forward(client.clone(), base.clone(), req));
@@ -77,5 +55,6 @@ async fn main() -> std::io::Result<()> {
                 .serve_connection(TokioIo::new(stream), svc)
                 .await;
         });
-    }
+    })
+    .await
 }

@@ -7,38 +7,19 @@
 //! Prints `listening on http://ADDR`; stops on Ctrl-C.
 
 use clap::Parser;
-use std::io::Write;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 
-/// TCP relay to one upstream.
-#[derive(Parser)]
-struct Args {
-    /// Upstream address, e.g. http://127.0.0.1:8080 or 127.0.0.1:8080
-    #[arg(long)]
-    upstream: String,
-    /// Port on 127.0.0.1 to listen on (0 picks a free one).
-    #[arg(long, default_value_t = 0)]
-    port: u16,
-}
+mod common;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> std::io::Result<()> {
-    let args = Args::parse();
+    let args = common::Args::parse();
     let upstream: std::sync::Arc<str> = args
         .upstream
         .trim_start_matches("http://")
         .trim_end_matches('/')
         .into();
-    let listener = TcpListener::bind(("127.0.0.1", args.port)).await?;
-    let addr = listener.local_addr()?;
-    writeln!(std::io::stdout(), "listening on http://{addr}")?;
-    let mut stop = std::pin::pin!(tokio::signal::ctrl_c());
-    loop {
-        let (mut client, _) = tokio::select! {
-            accepted = listener.accept() => accepted?,
-            _ = &mut stop => return Ok(()),
-        };
-        client.set_nodelay(true)?;
+    common::serve(args.port, |mut client| {
         let upstream = upstream.clone();
         tokio::spawn(async move {
             let Ok(mut server) = TcpStream::connect(&*upstream).await else {
@@ -48,5 +29,6 @@ async fn main() -> std::io::Result<()> {
                 let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
             }
         });
-    }
+    })
+    .await
 }
