@@ -41,7 +41,7 @@ struct Cli {
     num_workers: Option<usize>,
     /// Pin worker i to the i-th CPU this process may run on, as nginx's
     /// `worker_cpu_affinity auto` does: a worker is woken on its own CPU, with its
-    /// caches warm, which lowers the latency added at light load. Leave it off
+    /// caches warm, which can lower the latency added at light load. Leave it off
     /// where busy neighbours share sluice's CPUs: a pinned worker cannot move away.
     #[arg(long = "pin_workers", visible_alias = "pin-workers")]
     pin_workers: bool,

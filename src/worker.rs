@@ -69,8 +69,9 @@ pub fn allowed_cpus() -> Vec<usize> {
 /// Keeps the calling thread on `cpu` from now on. A worker kept on one CPU is
 /// woken there, instead of being queued behind the process that woke it on that
 /// process's CPU, and finds its code and data in its own core's caches: at 1,000
-/// req/s on a 2-core machine this took about 0.01 ms off the latency sluice adds
-/// (perf/RESULTS.md, round sixteen). Threads the caller starts afterwards inherit
+/// req/s this took about 0.01 ms off the latency sluice adds on one 2-core Intel
+/// host, and made no difference on a 2-core AMD one (perf/RESULTS.md, rounds
+/// sixteen and seventeen). Threads the caller starts afterwards inherit
 /// the CPU. Where the CPU cannot be set, the thread runs where the scheduler puts
 /// it, with a warning: pinning is an optimisation.
 pub fn pin_thread(cpu: usize) {
