@@ -28,7 +28,7 @@ echo "oha -q $RATE -c $CONNS, ${SECS}s traced per proxy, $(nproc) cores, $(date 
 echo "µs; p50 and p90 of the whole leg, then medians of its parts"
 for p in "${proxies[@]}"; do
   url=$(target_url "$p")
-  pids=$(proxy_pids "$p")
+  serving=$(proxy_pids "$p") # not `pids`: lib.sh stops what that array holds on exit
   shoot "$url" "$RATE" 2 >/dev/null # warm-up
   shoot "$url" "$RATE" "$((SECS + 2))" >/dev/null &
   load=$!
@@ -36,11 +36,11 @@ for p in "${proxies[@]}"; do
   # Which sockets go where, before and after the trace (the load is still on), so
   # that connections opened while tracing are known too.
   # shellcheck disable=SC2086 # one pid a word
-  python3 perf/legs.py fds "${fake##*:}" "${url##*:}" ${pids//,/ } >"$work/$p.fds"
+  python3 perf/legs.py fds "${fake##*:}" "${url##*:}" ${serving//,/ } >"$work/$p.fds"
   perf record -q -e raw_syscalls:sys_enter -e raw_syscalls:sys_exit -e sched:sched_switch \
-    -p "$pids" -o "$work/$p.data" -- sleep "$SECS" 2>/dev/null >&2
+    -p "$serving" -o "$work/$p.data" -- sleep "$SECS" 2>/dev/null >&2
   # shellcheck disable=SC2086
-  python3 perf/legs.py fds "${fake##*:}" "${url##*:}" ${pids//,/ } >>"$work/$p.fds"
+  python3 perf/legs.py fds "${fake##*:}" "${url##*:}" ${serving//,/ } >>"$work/$p.fds"
   wait "$load"
   perf script -i "$work/$p.data" --ns -F comm,pid,tid,time,event,trace 2>/dev/null >"$work/$p.txt"
   echo "== $p"
