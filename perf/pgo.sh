@@ -25,8 +25,8 @@ profdata=${LLVM_PROFDATA:-$(ls -d /usr/lib/llvm-*/bin/llvm-profdata 2>/dev/null 
 profdata=${profdata:-$(command -v llvm-profdata || true)}
 [ -x "$profdata" ] || { echo "needs llvm-profdata (apt-get install llvm-19, or set LLVM_PROFDATA)"; exit 1; }
 if [ -n "${BOLT:-}" ]; then
-  # Tried: llvm-bolt 19 crashes instrumenting the static binary.
-  [ -z "${STATIC:-}" ] || { echo "STATIC=1 and BOLT=1 do not go together (llvm-bolt 19 crashes on the static binary)"; exit 1; }
+  # Tried: llvm-bolt 19 and 22 crash instrumenting a static binary.
+  [ -z "${STATIC:-}" ] || { echo "STATIC=1 and BOLT=1 do not go together (llvm-bolt crashes on the static binary)"; exit 1; }
   bolt=${LLVM_BOLT:-$(ls -d /usr/lib/llvm-*/bin/llvm-bolt 2>/dev/null | sort -V | tail -1)}
   bolt=${bolt:-$(command -v llvm-bolt || true)}
   [ -x "$bolt" ] || { echo "needs llvm-bolt (apt-get install bolt-19, or set LLVM_BOLT)"; exit 1; }
@@ -94,15 +94,16 @@ out=target/pgo/$triple/release
 if [ -n "${BOLT:-}" ]; then
   # Each binary runs the training again, built instrumented by llvm-bolt, and is
   # laid out anew from what ran: hot blocks in order, cold ones split off.
-  mkdir -p target/pgo/bolt
-  for name in sluice passthrough; do
-    src=$out/sluice; [ "$name" = sluice ] || src=$out/examples/passthrough
+  # The same paths under target/pgo/bolt as under $out.
+  mkdir -p target/pgo/bolt/examples
+  for bin in sluice examples/passthrough; do
+    name=${bin##*/}
     rm -f "$prof/$name.fdata"
-    "$bolt" "$src" -instrument -instrumentation-file="$prof/$name.fdata" -o "$work/$name.inst" >"$work/bolt.log" 2>&1 ||
+    "$bolt" "$out/$bin" -instrument -instrumentation-file="$prof/$name.fdata" -o "$work/$name.inst" >"$work/bolt.log" 2>&1 ||
       { cat "$work/bolt.log"; exit 1; }
     "train_$name" "$work/$name.inst"
     [ -s "$prof/$name.fdata" ] || { echo "FAIL: $name wrote no BOLT profile"; exit 1; }
-    "$bolt" "$src" -o "target/pgo/bolt/$name" -data="$prof/$name.fdata" -reorder-blocks=ext-tsp \
+    "$bolt" "$out/$bin" -o "target/pgo/bolt/$bin" -data="$prof/$name.fdata" -reorder-blocks=ext-tsp \
       -reorder-functions=cdsort -split-functions -split-all-cold -split-eh -icf=1 -use-gnu-stack \
       >"$work/bolt.log" 2>&1 || { cat "$work/bolt.log"; exit 1; }
   done
@@ -115,6 +116,5 @@ for b in "$body" "$streamed"; do
     "$sluice/v1/chat/completions" || { echo "FAIL: the built sluice did not answer"; exit 1; }
 done
 file "$out/sluice"
-pass_out=$out/examples/passthrough; [ -z "${BOLT:-}" ] || pass_out=$out/passthrough
 echo "profile-guided sluice:      $out/sluice"
-echo "profile-guided passthrough: $pass_out"
+echo "profile-guided passthrough: $out/examples/passthrough"
