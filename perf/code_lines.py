@@ -7,7 +7,9 @@ Prints how many distinct 64-byte lines of machine code ran at least one
 instruction a request on average over the profile's window (REQUESTS requests):
 the code a request brings into the caches. When each request starts with cold
 caches, as at a light fixed rate, each such line is one fetch from memory or a far
-cache. With TOP, also the functions owning the most of those lines.
+cache. Then, on the same line, how many distinct 4 KB pages those lines lie on:
+the instruction TLB entries a request needs, which the order of functions in the
+binary decides. With TOP, also the functions owning the most of those lines.
 """
 import collections
 import re
@@ -65,7 +67,8 @@ def main():
     top = int(sys.argv[3]) if len(sys.argv) > 3 else 0
     runs, owner = read(path)
     every = [k for k, ir in runs.items() if ir >= requests]
-    print(len(every))
+    pages = {(obj, line >> 6) for obj, line in every}
+    print(len(every), len(pages))
     if top:
         by_fn = collections.Counter(owner[k] for k in every)
         for name, n in by_fn.most_common(top):

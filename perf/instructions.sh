@@ -11,6 +11,8 @@
 #   instruction a request on average (perf/code_lines.py). When a request starts
 #   with cold caches, as at a light fixed rate (target 2), each is a fetch from
 #   memory or a far cache. TOP=n also lists the n functions owning most of them;
+# - code pages: distinct 4 KB pages those lines lie on, the instruction TLB
+#   entries a request needs;
 # - with CACHE_SIM=1, misses in simulated small caches (32 KB L1s, a 256 KB last
 #   level): how much code and memory a request touches. With both proxies' working
 #   sets near 256 KB the last-level count is a threshold effect: at 512 KB both
@@ -26,7 +28,7 @@ start_valgrind_run
 
 sim=()
 [ -n "${CACHE_SIM:-}" ] && sim=(--cache-sim=yes --I1=32768,8,64 --D1=32768,8,64 --LL=262144,8,64)
-per_request() { # name command... -> callgrind's totals per request (instructions first), then the code lines
+per_request() { # name command... -> callgrind's totals per request (instructions first), then code lines and pages
   local name=$1; shift
   valgrind --tool=callgrind --dump-instr=yes "${sim[@]}" --callgrind-out-file="$work/$name" "$@" >"$work/$name.log" 2>&1 &
   local vg=$!
@@ -49,7 +51,10 @@ echo "callgrind, oha -c 10, $N requests after 500 to warm up, $(date -u +%F), co
 p=$(per_request pass "${PASS_BIN:-target/release/examples/passthrough}" --upstream "$fake" --port 0)
 # shellcheck disable=SC2086 # SLUICE_ARGS is split into arguments on purpose
 s=$(per_request sluice "${SLUICE_BIN:-target/release/sluice}" --config "$work/config.yaml" --host 127.0.0.1 --port 0 ${SLUICE_ARGS:-})
-printf '%-12s %14s %12s\n' proxy instr/request code_lines passthrough "${p%% *}" "${p##* }" sluice "${s%% *}" "${s##* }"
+last2() { echo "$1" | awk '{print $(NF - 1), $NF}'; }
+# shellcheck disable=SC2046 # last2's two fields are two arguments on purpose
+printf '%-12s %14s %12s %12s\n' proxy instr/request code_lines code_pages \
+  passthrough "${p%% *}" $(last2 "$p") sluice "${s%% *}" $(last2 "$s")
 awk -v p="${p%% *}" -v s="${s%% *}" 'BEGIN {printf "passthrough/sluice: %.2f\n", p / s}'
 if [ -n "${CACHE_SIM:-}" ]; then
   echo "simulated misses per request (I1, D1 32 KB; LL 256 KB; 64-byte lines)"
