@@ -75,4 +75,5 @@ def main():
             print(f"  {n:5d}  {name[:150]}", file=sys.stderr)
 
 
-main()
+if __name__ == "__main__":
+    main()

@@ -17,8 +17,11 @@
 #   level): how much code and memory a request touches. With both proxies' working
 #   sets near 256 KB the last-level count is a threshold effect: at 512 KB both
 #   nearly vanish.
-# Usage: [CACHE_SIM=1] [TOP=n] perf/instructions.sh [N=2000]; SLUICE_BIN and PASS_BIN
-# pick other sluice and passthrough binaries.
+# HOT_TEXT=file also writes, from sluice's profile, the linker script with which
+# build.rs gathers the functions a request runs (perf/hot_text.py); rebuild to use
+# it. The names TOP lists are then mangled.
+# Usage: [CACHE_SIM=1] [TOP=n] [HOT_TEXT=file] perf/instructions.sh [N=2000];
+# SLUICE_BIN and PASS_BIN pick other sluice and passthrough binaries.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-2000}
@@ -28,6 +31,7 @@ start_valgrind_run
 
 sim=()
 [ -n "${CACHE_SIM:-}" ] && sim=(--cache-sim=yes --I1=32768,8,64 --D1=32768,8,64 --LL=262144,8,64)
+[ -n "${HOT_TEXT:-}" ] && sim+=(--demangle=no)
 per_request() { # name command... -> callgrind's totals per request (instructions first), then code lines and pages
   local name=$1; shift
   valgrind --tool=callgrind --dump-instr=yes "${sim[@]}" --callgrind-out-file="$work/$name" "$@" >"$work/$name.log" 2>&1 &
@@ -49,8 +53,10 @@ per_request() { # name command... -> callgrind's totals per request (instruction
 
 echo "callgrind, oha -c 10, $N requests after 500 to warm up, $(date -u +%F), commit $(git describe --always --dirty 2>/dev/null || echo '?')"
 p=$(per_request pass "${PASS_BIN:-target/release/examples/passthrough}" --upstream "$fake" --port 0)
+sluice_bin=${SLUICE_BIN:-target/release/sluice}
 # shellcheck disable=SC2086 # SLUICE_ARGS is split into arguments on purpose
-s=$(per_request sluice "${SLUICE_BIN:-target/release/sluice}" --config "$work/config.yaml" --host 127.0.0.1 --port 0 ${SLUICE_ARGS:-})
+s=$(per_request sluice "$sluice_bin" --config "$work/config.yaml" --host 127.0.0.1 --port 0 ${SLUICE_ARGS:-})
+[ -z "${HOT_TEXT:-}" ] || perf/hot_text.py "$work/sluice.1" "$N" "$sluice_bin" "$HOT_TEXT"
 last2() { echo "$1" | awk '{print $(NF - 1), $NF}'; }
 # shellcheck disable=SC2046 # last2's two fields are two arguments on purpose
 printf '%-12s %14s %12s %12s\n' proxy instr/request code_lines code_pages \

@@ -1,0 +1,70 @@
+#!/usr/bin/env python3
+"""Writes hot-text.ld from a callgrind profile of sluice made with --dump-instr=yes
+and --demangle=no (`HOT_TEXT=file perf/instructions.sh` makes one).
+
+Usage: hot_text.py PROFILE REQUESTS BINARY OUT
+
+The linker script gathers the functions of BINARY that run code on at least one
+request in twenty (lines of code_lines.py's kind, at 5% instead of every request)
+into one output section, `.text.hot`, placed before `.text`. Each function is
+named by its section (`.text.<symbol>`, one section per function as rustc and
+the cc crate emit them), with a Rust symbol's hash replaced by `*`: the hash
+changes with the compiler, the dependencies' versions and the build's flags, the
+path does not, so the script goes on matching after such changes. A pattern that
+matches nothing is not an error; generic functions match every instance. The
+functions keep the order they had in the profiled binary.
+"""
+import os
+import re
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from code_lines import read  # noqa: E402
+
+HASH = re.compile(r"17h[0-9a-f]{16}E$")
+
+
+def pattern(symbol):
+    """The section glob for a symbol: its hash, if it has one, is a wildcard."""
+    symbol = symbol.split("@")[0]
+    return ".text." + (HASH.sub("17h*", symbol) if HASH.search(symbol) else symbol + "*")
+
+
+def objects(path):
+    """The profile's object ids (as `read` keys them, "ob=(n") -> file names."""
+    names = {}
+    with open(path) as f:
+        for text in f:
+            m = re.match(r"c?ob=\((\d+)\) (.+)", text.rstrip("\n"))
+            if m:
+                names["ob=(" + m.group(1)] = m.group(2)
+    return names
+
+
+def main():
+    path, requests, binary, out = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+    runs, owner = read(path)
+    own = {k for k, name in objects(path).items() if os.path.samefile(name, binary)}
+    first = {}
+    for (obj, line), ir in runs.items():
+        # Only the binary's own code: the shared C library is laid out by its own build.
+        if ir * 20 >= requests and obj in own:
+            fn = owner[(obj, line)]
+            first[fn] = min(first.get(fn, line), line)
+    patterns = []
+    for fn in sorted(first, key=first.get):
+        p = pattern(fn)
+        if p not in patterns:
+            patterns.append(p)
+    with open(out, "w") as f:
+        f.write("/* The functions a proxied request runs, in one place: made by\n")
+        f.write("   HOT_TEXT=hot-text.ld perf/instructions.sh; used by build.rs. */\n")
+        f.write("SECTIONS\n{\n  .text.hot : {\n")
+        for p in patterns:
+            f.write(f"    *({p})\n")
+        f.write("  }\n}\nINSERT BEFORE .text;\n")
+    print(f"{len(patterns)} patterns from {len(first)} functions", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
