@@ -46,7 +46,10 @@ build() { # flags -> cargo builds sluice and the passthrough with RUSTFLAGS=flag
   # builds take the same flags, so that the profile's functions are found again.
   [ -z "${BOLT:-}" ] || set -- "$@" -Clink-arg=-Wl,--emit-relocs
   echo "+ RUSTFLAGS=$* cargo build --release --bin sluice --example passthrough --target $triple --target-dir $dir"
-  RUSTFLAGS="$*" cargo build --release --quiet --bin sluice --example passthrough --target "$triple" --target-dir "$dir"
+  # The profile places the functions itself (the hot ones in sections of their
+  # own), so these builds leave out build.rs's hot-text.ld, as the profile-guided
+  # figures in perf/RESULTS.md were measured.
+  SLUICE_HOT_TEXT=0 RUSTFLAGS="$*" cargo build --release --quiet --bin sluice --example passthrough --target "$triple" --target-dir "$dir"
 }
 # Trains sluice binary $1 (a graceful stop makes it write its profile).
 train_sluice() {
