@@ -8,8 +8,8 @@ The linker script gathers the functions of BINARY that run code on at least one
 request in twenty (lines of code_lines.py's kind, at 5% instead of every request)
 into one output section, `.text.hot`, placed before `.text`. Each function is
 named by its section (`.text.<symbol>`, one section per function as rustc and
-the cc crate emit them), with a Rust symbol's hash replaced by `*`: the hash
-changes with the compiler, the dependencies' versions and the build's flags, the
+the cc crate emit them), with a Rust symbol's hashes replaced by `*`: they
+change with the compiler, the dependencies' versions and the build's flags, the
 path does not, so the script goes on matching after such changes. A pattern that
 matches nothing is not an error; generic functions match every instance. The
 functions keep the order they had in the profiled binary.
@@ -21,13 +21,20 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from code_lines import read  # noqa: E402
 
-HASH = re.compile(r"17h[0-9a-f]{16}E$")
+# A legacy Rust symbol's hash, with any suffix LLVM added (".llvm.123", ".3568").
+HASH = re.compile(r"17h[0-9a-f]{16}E(\.[0-9A-Za-z_]+)*$")
+# A v0 Rust symbol's crate disambiguator ("Cs" base-62 "_").
+CRATE = re.compile(r"Cs[0-9A-Za-z]+_")
 
 
 def pattern(symbol):
-    """The section glob for a symbol: its hash, if it has one, is a wildcard."""
+    """The section glob for a symbol: its hashes, if it has any, are wildcards."""
     symbol = symbol.split("@")[0]
-    return ".text." + (HASH.sub("17h*", symbol) if HASH.search(symbol) else symbol + "*")
+    if HASH.search(symbol):
+        return ".text." + HASH.sub("17h*", symbol)
+    if symbol.startswith("_R"):
+        symbol = CRATE.sub("Cs*_", symbol)
+    return ".text." + symbol + "*"
 
 
 def objects(path):
@@ -44,10 +51,16 @@ def objects(path):
 def main():
     path, requests, binary, out = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
     runs, owner = read(path)
-    own = {k for k, name in objects(path).items() if os.path.samefile(name, binary)}
+    # valgrind names no object for code outside `.text`: a build already linked
+    # with the script has the request's code in `.text.hot`, under "???".
+    own = {
+        k
+        for k, name in objects(path).items()
+        if name == "???" or (os.path.exists(name) and os.path.samefile(name, binary))
+    }
     first = {}
     for (obj, line), ir in runs.items():
-        # Only the binary's own code: the shared C library is laid out by its own build.
+        # Only the binary's own code: shared libraries are laid out by their own builds.
         if ir * 20 >= requests and obj in own:
             fn = owner[(obj, line)]
             first[fn] = min(first.get(fn, line), line)
