@@ -5,8 +5,9 @@
 //! (`perf/instructions.sh`), so a request needs fewer instruction-TLB entries.
 //! `HOT_TEXT=hot-text.ld perf/instructions.sh` remakes the script.
 //!
-//! Linux only (the script augments the ELF linkers' default layout: GNU ld and
-//! lld read it; mold does not). `SLUICE_HOT_TEXT=0` builds without it.
+//! Linux only. The script augments the linker's default layout (`INSERT`): lld,
+//! rustc's default, and GNU ld read it; gold does not. `SLUICE_HOT_TEXT=0`
+//! builds without it.
 
 fn main() {
     println!("cargo::rerun-if-changed=hot-text.ld");
