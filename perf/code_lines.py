@@ -16,25 +16,36 @@ import re
 import sys
 
 
+def define(text, names):
+    """The id of a `fn=`, `cfn=`, `ob=` or `cob=` line; the name it gives the id
+    (only its first use does) goes into `names`."""
+    m = re.match(r"c?(?:fn|ob)=\((\d+)\)(?: (.*))?", text.rstrip("\n"))
+    if m.group(2):
+        names[m.group(1)] = m.group(2)
+    return m.group(1)
+
+
 def read(path):
-    """(object, line) -> instructions run on it, and line -> owning function name."""
+    """(object, line) -> instructions run on it, (object, line) -> owning function
+    name, and object -> file name ("???" for code valgrind places in no object)."""
     runs = collections.Counter()
     owner = {}
     names = {}
+    objects = {}
     obj = fn = None
     last = 0
     after_call = False
     with open(path) as f:
         for text in f:
             if text.startswith(("fn=", "cfn=")):
-                m = re.match(r"c?fn=\((\d+)\)(?: (.*))?", text.rstrip("\n"))
-                if m.group(2):
-                    names[m.group(1)] = m.group(2)
+                ident = define(text, names)
                 if text.startswith("fn="):
-                    fn = m.group(1)
+                    fn = ident
                 continue
-            if text.startswith("ob="):
-                obj = text.split(")")[0]
+            if text.startswith(("ob=", "cob=")):
+                ident = define(text, objects)
+                if text.startswith("ob="):
+                    obj = ident
                 continue
             if text.startswith("calls="):
                 after_call = True  # the next cost line is the call's inclusive cost
@@ -59,13 +70,13 @@ def read(path):
                 key = (obj, addr >> 6)
                 runs[key] += ir
                 owner[key] = fn
-    return runs, {k: names.get(v, v) for k, v in owner.items()}
+    return runs, {k: names.get(v, v) for k, v in owner.items()}, objects
 
 
 def main():
     path, requests = sys.argv[1], int(sys.argv[2])
     top = int(sys.argv[3]) if len(sys.argv) > 3 else 0
-    runs, owner = read(path)
+    runs, owner, _ = read(path)
     every = [k for k, ir in runs.items() if ir >= requests]
     pages = {(obj, line >> 6) for obj, line in every}
     print(len(every), len(pages))

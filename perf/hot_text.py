@@ -37,25 +37,14 @@ def pattern(symbol):
     return ".text." + symbol + "*"
 
 
-def objects(path):
-    """The profile's object ids (as `read` keys them, "ob=(n") -> file names."""
-    names = {}
-    with open(path) as f:
-        for text in f:
-            m = re.match(r"c?ob=\((\d+)\) (.+)", text.rstrip("\n"))
-            if m:
-                names["ob=(" + m.group(1)] = m.group(2)
-    return names
-
-
 def main():
     path, requests, binary, out = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
-    runs, owner = read(path)
+    runs, owner, objects = read(path)
     # valgrind names no object for code outside `.text`: a build already linked
     # with the script has the request's code in `.text.hot`, under "???".
     own = {
         k
-        for k, name in objects(path).items()
+        for k, name in objects.items()
         if name == "???" or (os.path.exists(name) and os.path.samefile(name, binary))
     }
     first = {}

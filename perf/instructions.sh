@@ -29,12 +29,12 @@ PERF_NO_WRK=1
 . perf/lib.sh
 start_valgrind_run
 
-sim=()
-[ -n "${CACHE_SIM:-}" ] && sim=(--cache-sim=yes --I1=32768,8,64 --D1=32768,8,64 --LL=262144,8,64)
-[ -n "${HOT_TEXT:-}" ] && sim+=(--demangle=no)
+vg_opts=()
+[ -n "${CACHE_SIM:-}" ] && vg_opts=(--cache-sim=yes --I1=32768,8,64 --D1=32768,8,64 --LL=262144,8,64)
+[ -n "${HOT_TEXT:-}" ] && vg_opts+=(--demangle=no)
 per_request() { # name command... -> callgrind's totals per request (instructions first), then code lines and pages
   local name=$1; shift
-  valgrind --tool=callgrind --dump-instr=yes "${sim[@]}" --callgrind-out-file="$work/$name" "$@" >"$work/$name.log" 2>&1 &
+  valgrind --tool=callgrind --dump-instr=yes "${vg_opts[@]}" --callgrind-out-file="$work/$name" "$@" >"$work/$name.log" 2>&1 &
   local vg=$!
   for _ in $(seq 300); do grep -q 'listening on http://' "$work/$name.log" && break; sleep 0.1; done
   local url; url=$(grep 'listening on' "$work/$name.log" | grep -o 'http://127\.0\.0\.1:[0-9]*' | head -1)
