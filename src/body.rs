@@ -39,12 +39,12 @@ impl ProxyBody {
 
 impl Body for ProxyBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = upstream::Error;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, upstream::Error>>> {
         match self.get_mut() {
             ProxyBody::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
             ProxyBody::Upstream(inc) => Pin::new(inc).poll_frame(cx),
@@ -138,7 +138,10 @@ impl Tracked {
         }
     }
 
-    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    fn poll(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, upstream::Error>>> {
         if self.ended {
             return Poll::Ready(None);
         }
@@ -268,6 +271,11 @@ impl Spliced {
     /// Total length in bytes.
     pub fn len(&self) -> usize {
         self.parts[self.next.min(3)..].iter().map(Bytes::len).sum()
+    }
+
+    /// The pieces still to send, in order (some may be empty).
+    pub fn pieces(&self) -> &[Bytes] {
+        &self.parts[self.next.min(3)..]
     }
 
     /// True when nothing is left to send.

@@ -11,6 +11,7 @@ use crate::body::ProxyBody;
 use crate::inline_wake::inline_wakes;
 use crate::routes;
 use crate::state::App;
+use crate::upstream;
 use bytes::Bytes;
 use futures_util::FutureExt;
 use http_body::{Body, Frame, SizeHint};
@@ -340,12 +341,12 @@ struct OpenBody {
 
 impl Body for OpenBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = upstream::Error;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, upstream::Error>>> {
         Pin::new(&mut self.get_mut().body).poll_frame(cx)
     }
 

@@ -11,17 +11,6 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-fn config(url: &str) -> String {
-    format!(
-        r#"
-model_list:
-  - model_name: m
-    litellm_params: {{model: openai/m, api_base: "{url}/v1", api_key: k}}
-router_settings: {{num_retries: 0}}
-"#
-    )
-}
-
 async fn opened(s: &Sluice) -> f64 {
     metric(
         &scrape(s).await,
@@ -39,7 +28,7 @@ fn idle(s: &Sluice) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_are_reused_and_none_are_left_spare() {
     let up = fake(|c| c.latency = Duration::from_millis(20)).await;
-    let s = Sluice::start(&config(&up.url())).await;
+    let s = Sluice::start(&no_retry_config(&up.url())).await;
     let url = format!("{}/v1/chat/completions", s.url());
     for _ in 0..10 {
         assert_eq!(post(&url, &chat("m")).await.status, 200);
@@ -105,7 +94,7 @@ async fn one_shot_upstream(announce: bool) -> (String, Arc<AtomicUsize>) {
 async fn closed_idle_connections_are_never_used() {
     for announce in [true, false] {
         let (up, accepted) = one_shot_upstream(announce).await;
-        let s = Sluice::start(&config(&up)).await;
+        let s = Sluice::start(&no_retry_config(&up)).await;
         let url = format!("{}/v1/chat/completions", s.url());
         for i in 1..=5 {
             // No retries: a request sent on a dead connection would fail.
@@ -136,14 +125,12 @@ async fn a_client_leaving_closes_the_upstream_connection() {
         let n = c.read(&mut buf).await.unwrap_or(0);
         saw_close.send(n).await.unwrap();
     });
-    let s = Sluice::start(&config(&up)).await;
+    let s = Sluice::start(&no_retry_config(&up)).await;
     let mut client = TcpStream::connect(s.addr).await.unwrap();
-    let body = chat("m");
-    let head = format!(
-        "POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    client.write_all(head.as_bytes()).await.unwrap();
+    client
+        .write_all(raw_post(&chat("m")).as_bytes())
+        .await
+        .unwrap();
     request_seen.recv().await.unwrap();
     drop(client);
     let read = tokio::time::timeout(Duration::from_secs(10), close_seen.recv())

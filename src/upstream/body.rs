@@ -1,82 +1,62 @@
-//! An upstream answer's body, which gives its HTTP/1 connection back to the
-//! pool from its last poll: no task watches for the end.
+//! An upstream answer's body: read from sluice's own HTTP/1.1 connection (which
+//! goes back to the pool from the body's last poll: no task watches for the end),
+//! or from hyper's shared HTTP/2 connection.
 
-use super::origin::Origin;
-use crate::body::Spliced;
+use super::{h1, Error};
 use bytes::Bytes;
 use http::Response;
-use http_body::{Body as _, Frame, SizeHint};
+use http_body::{Frame, SizeHint};
 use hyper::body::Incoming;
-use hyper::client::conn::http1;
 use std::pin::Pin;
-use std::sync::Arc;
-use std::task::{ready, Context, Poll};
+use std::task::{Context, Poll};
 
-/// An upstream answer's body. An HTTP/1 connection goes back to its origin as soon
-/// as the body has ended; one dropped before its end is closed.
-pub struct Body {
-    inner: Incoming,
-    /// The connection to give back, and where.
-    back: Option<(http1::SendRequest<Spliced>, Arc<Origin>)>,
+/// An upstream answer's body.
+pub struct Body(Inner);
+
+enum Inner {
+    H1(h1::Body),
+    H2(Incoming),
 }
 
 impl Body {
-    /// An answer on an HTTP/1 connection, which goes back to `origin` at the end.
-    pub(super) fn pooled(
-        resp: Response<Incoming>,
-        conn: http1::SendRequest<Spliced>,
-        origin: &Arc<Origin>,
-    ) -> Response<Body> {
-        let back = Some((conn, origin.clone()));
-        resp.map(|inner| Body { inner, back })
+    /// An answer on an HTTP/1 connection.
+    pub(super) fn h1(body: h1::Body) -> Body {
+        Body(Inner::H1(body))
     }
 
     /// An answer on a shared HTTP/2 connection: nothing to give back.
     pub(super) fn shared(resp: Response<Incoming>) -> Response<Body> {
-        resp.map(|inner| Body { inner, back: None })
-    }
-
-    /// Returns the connection to its origin.
-    fn release(&mut self) {
-        if let Some((conn, origin)) = self.back.take() {
-            origin.checkin(conn);
-        }
+        resp.map(|inner| Body(Inner::H2(inner)))
     }
 }
 
 impl http_body::Body for Body {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = Error;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        let this = self.get_mut();
-        let frame = ready!(Pin::new(&mut this.inner).poll_frame(cx));
-        match &frame {
-            Some(Ok(_)) if !this.inner.is_end_stream() => {}
-            Some(Ok(_)) | None => this.release(),
-            // The connection is broken: let it close.
-            Some(Err(_)) => this.back = None,
+    ) -> Poll<Option<Result<Frame<Bytes>, Error>>> {
+        match &mut self.get_mut().0 {
+            Inner::H1(b) => b.poll_data(cx).map(|d| d.map(|d| d.map(Frame::data))),
+            Inner::H2(b) => Pin::new(b).poll_frame(cx).map_err(Error::Http),
         }
-        Poll::Ready(frame)
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        match &self.0 {
+            Inner::H1(b) => b.is_end_stream(),
+            Inner::H2(b) => b.is_end_stream(),
+        }
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
-    }
-}
-
-impl Drop for Body {
-    fn drop(&mut self) {
-        // An empty body nobody polled has still ended.
-        if self.inner.is_end_stream() {
-            self.release();
+        match &self.0 {
+            Inner::H1(b) => b
+                .exact_len()
+                .map_or_else(SizeHint::default, SizeHint::with_exact),
+            Inner::H2(b) => b.size_hint(),
         }
     }
 }

@@ -1,6 +1,7 @@
-//! An upstream stream that counts itself: established when wrapped, open until
-//! dropped. A connection exists exactly as long as its stream, so counting there
-//! is exact. Costs nothing per request.
+//! Counting upstream connections: established when counted, open until the count
+//! is dropped. A connection exists exactly as long as its stream, so a count held
+//! beside the stream (an HTTP/1 [`super::h1::Conn`]) or wrapped around it (an
+//! HTTP/2 connection's [`CountedIo`]) is exact. Costs nothing per request.
 
 use crate::metrics::PoolMetrics;
 use hyper::rt::{Read, ReadBufCursor, Write};
@@ -10,26 +11,39 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-/// An upstream connection that is counted as open until dropped.
+/// One upstream connection, counted as open until dropped.
+pub struct Count(Arc<PoolMetrics>);
+
+impl Count {
+    /// Counts a connection as established and open.
+    pub fn new(pool: Arc<PoolMetrics>) -> Count {
+        pool.opened.fetch_add(1, Ordering::Relaxed);
+        pool.open.fetch_add(1, Ordering::Relaxed);
+        Count(pool)
+    }
+}
+
+impl Drop for Count {
+    fn drop(&mut self) {
+        self.0.open.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// A stream counted as an open connection until dropped.
 pub struct CountedIo<T> {
     /// The real stream.
     io: T,
-    /// Where it is counted.
-    pool: Arc<PoolMetrics>,
+    /// Its count.
+    _count: Count,
 }
 
 impl<T> CountedIo<T> {
     /// Counts `io` as established and open.
     pub fn new(io: T, pool: Arc<PoolMetrics>) -> Self {
-        pool.opened.fetch_add(1, Ordering::Relaxed);
-        pool.open.fetch_add(1, Ordering::Relaxed);
-        CountedIo { io, pool }
-    }
-}
-
-impl<T> Drop for CountedIo<T> {
-    fn drop(&mut self) {
-        self.pool.open.fetch_sub(1, Ordering::Relaxed);
+        CountedIo {
+            io,
+            _count: Count::new(pool),
+        }
     }
 }
 

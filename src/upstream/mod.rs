@@ -3,10 +3,13 @@
 //! building.
 
 mod body;
+mod chunked;
 mod counted;
+mod h1;
 mod origin;
 mod pool;
 pub mod provider;
+mod stream;
 
 pub use body::Body;
 pub use origin::{set_worker, Origin};

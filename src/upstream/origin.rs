@@ -2,11 +2,12 @@
 //! a list per worker thread, its one shared HTTP/2 connection, and the task that
 //! drops expired ones.
 
+use super::h1::Conn;
 use crate::body::Spliced;
 use http::header::HeaderValue;
 use http::uri::Scheme;
 use http::Uri;
-use hyper::client::conn::{http1, http2};
+use hyper::client::conn::http2;
 use std::cell::Cell;
 use std::fmt;
 use std::sync::atomic::AtomicBool;
@@ -42,8 +43,8 @@ pub struct Origin {
     /// The `Host` header of HTTP/1 requests: the authority without a default port.
     pub(super) host: HeaderValue,
     /// Idle HTTP/1 connections, a list per worker thread (see [`set_worker`]): a
-    /// connection's task runs on the thread that dialled it, and goes back to that
-    /// thread's list, so a request never waits on another thread's connection. In
+    /// connection's socket is registered with the thread that dialled it, and goes
+    /// back to that thread's list, so its wake-ups stay on that thread. In
     /// each list the most recently used is last and is taken first, so connections
     /// beyond what the load needs age out.
     idle: Box<[Mutex<Vec<Idle>>]>,
@@ -65,7 +66,7 @@ pub struct Origin {
 
 /// An idle HTTP/1 connection.
 struct Idle {
-    conn: http1::SendRequest<Spliced>,
+    conn: Box<Conn>,
     since: Instant,
 }
 
@@ -114,10 +115,10 @@ impl Origin {
     }
 
     /// The most recently used idle HTTP/1 connection that has not expired.
-    pub(super) fn checkout(&self) -> Option<http1::SendRequest<Spliced>> {
+    pub(super) fn checkout(&self) -> Option<Box<Conn>> {
         let mut idle = self.own_idle();
-        while let Some(i) = idle.pop() {
-            if i.conn.is_closed() {
+        while let Some(mut i) = idle.pop() {
+            if !i.conn.is_usable() {
                 continue;
             }
             if i.since.elapsed() >= IDLE_TIMEOUT {
@@ -131,7 +132,7 @@ impl Origin {
     }
 
     /// Puts a connection whose answer has ended back.
-    pub(super) fn checkin(&self, conn: http1::SendRequest<Spliced>) {
+    pub(super) fn checkin(&self, conn: Box<Conn>) {
         let since = Instant::now();
         self.own_idle().push(Idle { conn, since });
     }
@@ -139,7 +140,7 @@ impl Origin {
     /// Drops closed and expired idle connections, and a closed HTTP/2 connection.
     fn reap(&self) {
         for idle in &self.idle {
-            lock(idle).retain(|i| !i.conn.is_closed() && i.since.elapsed() < IDLE_TIMEOUT);
+            lock(idle).retain_mut(|i| i.since.elapsed() < IDLE_TIMEOUT && i.conn.is_usable());
         }
         self.h2();
     }

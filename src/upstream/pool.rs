@@ -10,18 +10,19 @@
 //! learn whether it speaks HTTP/2 (shared) or HTTP/1.1 (one connection each).
 
 use super::body::Body;
-use super::counted::CountedIo;
+use super::counted::{Count, CountedIo};
+use super::h1::{Conn, Unsent};
 use super::origin::{lock, reap, Origin};
 use crate::body::Spliced;
 use crate::metrics::PoolMetrics;
-use http::header;
 use http::uri::PathAndQuery;
 use http::{Request, Response, Uri};
-use hyper::client::conn::{http1, http2};
+use hyper::client::conn::http2;
 use hyper_rustls::{HttpsConnector, MaybeHttpsStream};
 use hyper_util::client::legacy::connect::{Connection, HttpConnector};
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use std::fmt;
+use std::io;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use tower_service::Service;
@@ -32,7 +33,7 @@ pub struct Target {
     /// The absolute URL (HTTP/2 requests carry it; shown in logs).
     pub url: Uri,
     /// The path and query alone: the request target of HTTP/1 requests.
-    path: Uri,
+    path: PathAndQuery,
     /// The connections to its scheme and authority.
     pub origin: Arc<Origin>,
 }
@@ -44,19 +45,19 @@ impl Target {
             .path_and_query()
             .cloned()
             .unwrap_or_else(|| PathAndQuery::from_static("/"));
-        Target {
-            path: Uri::from(path),
-            url,
-            origin,
-        }
+        Target { path, url, origin }
     }
 
-    /// `req` as an HTTP/1 request to this target.
-    fn h1(&self, mut req: Request<Spliced>) -> Request<Spliced> {
-        *req.uri_mut() = self.path.clone();
-        req.headers_mut()
-            .insert(header::HOST, self.origin.host.clone());
-        req
+    /// Sends `req` on the HTTP/1 connection `conn` (`reused` when it served before).
+    async fn send_h1(
+        &self,
+        conn: Box<Conn>,
+        req: Request<Spliced>,
+        reused: bool,
+    ) -> Result<Response<Body>, Result<Unsent, Error>> {
+        let (path, host) = (self.path.as_str(), &self.origin.host);
+        let resp = conn.send(req, path, host, &self.origin, reused).await?;
+        Ok(resp.map(Body::h1))
     }
 }
 
@@ -65,15 +66,20 @@ impl Target {
 pub enum Error {
     /// No connection: DNS, TCP, TLS.
     Connect(Box<dyn std::error::Error + Send + Sync>),
-    /// The connection failed during the HTTP handshake or the exchange.
+    /// An HTTP/2 connection failed during the handshake or the exchange.
     Http(hyper::Error),
+    /// An HTTP/1 connection failed to write or read.
+    Io(io::Error),
+    /// An HTTP/1 answer broke the protocol, or the upstream hung up mid-way.
+    Protocol(&'static str),
 }
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::Connect(_) => f.write_str("connect error"),
-            Error::Http(_) => f.write_str("upstream connection error"),
+            Error::Http(_) | Error::Io(_) => f.write_str("upstream connection error"),
+            Error::Protocol(why) => f.write_str(why),
         }
     }
 }
@@ -83,6 +89,8 @@ impl std::error::Error for Error {
         match self {
             Error::Connect(e) => Some(e.as_ref()),
             Error::Http(e) => Some(e),
+            Error::Io(e) => Some(e),
+            Error::Protocol(_) => None,
         }
     }
 }
@@ -94,7 +102,6 @@ type Connector = HttpsConnector<HttpConnector>;
 pub struct Client {
     connector: Connector,
     pool: Arc<PoolMetrics>,
-    h1: http1::Builder,
     h2: http2::Builder<TokioExecutor>,
 }
 
@@ -106,7 +113,6 @@ impl Client {
         Client {
             connector,
             pool,
-            h1: http1::Builder::new(),
             h2,
         }
     }
@@ -116,9 +122,10 @@ impl Client {
     /// connection closed moves on to the next one, then to a new connection.
     ///
     /// Only the path of a request reusing an HTTP/1 connection is inline: every
-    /// connection's task holds its request's future, so whatever else is inline
-    /// (a TLS handshake's state is kilobytes) would cost memory per connection.
-    /// The other paths are boxed, an allocation next to a dial or an HTTP/2 stream.
+    /// client connection's task holds its request's future, so whatever else is
+    /// inline (a TLS handshake's state is kilobytes) would cost memory per
+    /// connection. The other paths are boxed, an allocation next to a dial or an
+    /// HTTP/2 stream.
     pub async fn send(
         &self,
         target: &Target,
@@ -128,18 +135,12 @@ impl Client {
         if origin.speaks_h2.load(Ordering::Relaxed) {
             return Box::pin(self.send_h2(target, req, None)).await;
         }
-        while let Some(mut conn) = origin.checkout() {
-            if conn.ready().await.is_err() {
-                continue;
-            }
-            req = target.h1(req);
-            match conn.try_send_request(req).await {
-                Ok(resp) => return Ok(Body::pooled(resp, conn, origin)),
-                Err(mut e) => match e.take_message() {
-                    // Closed before the request was written: it is whole, try another.
-                    Some(unsent) => req = unsent,
-                    None => return Err(Error::Http(e.into_error())),
-                },
+        while let Some(conn) = origin.checkout() {
+            match target.send_h1(conn, req, true).await {
+                Ok(resp) => return Ok(resp),
+                // Closed before the request was written: it is whole, try another.
+                Err(Ok(Unsent(unsent))) => req = unsent,
+                Err(Err(e)) => return Err(e),
             }
         }
         if !origin.probed.load(Ordering::Acquire) {
@@ -243,47 +244,45 @@ impl Client {
         if !origin.reaping.swap(true, Ordering::Relaxed) {
             tokio::spawn(reap(Arc::downgrade(origin)));
         }
-        // The stream lives inline in its connection's task. A TLS session is about a
-        // kilobyte: boxed, so that plain-TCP connections don't each carry its room.
-        let h2 = io.connected().is_negotiated_h2();
-        match io {
-            MaybeHttpsStream::Http(tcp) => self.handshake(origin, tcp, h2).await,
-            MaybeHttpsStream::Https(tls) => self.handshake(origin, Box::new(tls), h2).await,
+        if io.connected().is_negotiated_h2() {
+            // The stream lives inline in its connection's task. A TLS session is
+            // about a kilobyte: boxed, so that plain-TCP connections don't each
+            // carry its room.
+            return match io {
+                MaybeHttpsStream::Http(tcp) => self.handshake_h2(origin, tcp).await,
+                MaybeHttpsStream::Https(tls) => self.handshake_h2(origin, Box::new(tls)).await,
+            };
         }
+        Ok(Fresh::Http1(Conn::new(io, Count::new(self.pool.clone()))))
     }
 
-    /// Starts HTTP/2 (when the server chose it by ALPN) or HTTP/1 on a new
-    /// connection, and spawns the connection's task.
-    async fn handshake<I>(&self, origin: &Origin, io: I, h2: bool) -> Result<Fresh, Error>
+    /// Starts HTTP/2 (which the server chose by ALPN) on a new connection, and
+    /// spawns the connection's task.
+    async fn handshake_h2<I>(&self, origin: &Origin, io: I) -> Result<Fresh, Error>
     where
         I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
     {
         let io = CountedIo::new(io, self.pool.clone());
-        if h2 {
-            let (conn, task) = self.h2.handshake(io).await.map_err(Error::Http)?;
-            drive(task, "upstream HTTP/2 connection failed");
-            *lock(&origin.h2) = Some(conn.clone());
-            origin.speaks_h2.store(true, Ordering::Relaxed);
-            Ok(Fresh::Http2(conn))
-        } else {
-            let (conn, task) = self.h1.handshake(io).await.map_err(Error::Http)?;
-            drive(task, "upstream connection failed");
-            Ok(Fresh::Http1(conn))
-        }
+        let (conn, task) = self.h2.handshake(io).await.map_err(Error::Http)?;
+        drive(task, "upstream HTTP/2 connection failed");
+        *lock(&origin.h2) = Some(conn.clone());
+        origin.speaks_h2.store(true, Ordering::Relaxed);
+        Ok(Fresh::Http2(conn))
     }
 }
 
 /// Sends on a new HTTP/1 connection, which joins the pool when the answer ends.
 async fn send_h1_fresh(
-    mut conn: http1::SendRequest<Spliced>,
+    conn: Box<Conn>,
     target: &Target,
     req: Request<Spliced>,
 ) -> Result<Response<Body>, Error> {
-    let resp = conn
-        .send_request(target.h1(req))
-        .await
-        .map_err(Error::Http)?;
-    Ok(Body::pooled(resp, conn, &target.origin))
+    match target.send_h1(conn, req, false).await {
+        Ok(resp) => Ok(resp),
+        // A new connection takes no second try.
+        Err(Ok(Unsent(_))) => Err(Error::Io(io::ErrorKind::BrokenPipe.into())),
+        Err(Err(e)) => Err(e),
+    }
 }
 
 /// Runs a new connection's task until the connection closes.
@@ -300,6 +299,6 @@ where
 
 /// A new connection, by the protocol the upstream chose.
 enum Fresh {
-    Http1(http1::SendRequest<Spliced>),
+    Http1(Box<Conn>),
     Http2(http2::SendRequest<Spliced>),
 }

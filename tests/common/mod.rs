@@ -196,6 +196,26 @@ pub fn chat(model: &str) -> String {
     format!(r#"{{"model":"{model}","messages":[{{"role":"user","content":"hi"}}]}}"#)
 }
 
+/// A config with one deployment, model group `m`, at the upstream `url`, and no retries.
+pub fn no_retry_config(url: &str) -> String {
+    format!(
+        r#"
+model_list:
+  - model_name: m
+    litellm_params: {{model: openai/m, api_base: "{url}/v1", api_key: k}}
+router_settings: {{num_retries: 0}}
+"#
+    )
+}
+
+/// A chat completion request as HTTP/1.1 bytes.
+pub fn raw_post(body: &str) -> String {
+    format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    )
+}
+
 /// Writes raw bytes on a connection and reads one HTTP/1.1 response (head and a
 /// content-length body), returning (status, head text, body).
 pub async fn raw_exchange(conn: &mut TcpStream, request: &[u8]) -> (u16, String, Vec<u8>) {
