@@ -320,8 +320,8 @@ impl Call<'_> {
     fn build(&self, dep: &Deployment, spare: Option<HeaderMap>) -> Request<Spliced> {
         let mut r = Request::new(self.req.spliced(&dep.model_json));
         *r.method_mut() = Method::POST;
-        // HTTP/1 connections keep this map once the request is written and read the
-        // answer's headers into it, and hyper's server reads the client's next
+        // Once the request is written, sluice's HTTP/1 client reads the answer's
+        // headers into this map, and hyper's server reads the client's next
         // request into the map that answer was written from. The first attempt
         // takes the client's request map, emptied, so that a map goes round and a
         // request costs none; later attempts make their own. Either way it is

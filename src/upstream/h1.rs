@@ -100,8 +100,12 @@ impl Conn {
             Err((e, _)) => return Err(Err(Error::Io(e))),
         }
         let head_only = req.method() == Method::HEAD;
-        drop(req);
-        let (resp, framing, keep) = self.read_head(head_only).await.map_err(Err)?;
+        // The request's header map, sized for an answer (see `Call::build`), takes
+        // the answer's headers: no map is made per request.
+        let mut map = req.into_parts().0.headers;
+        map.clear();
+        let read = self.read_head(head_only, &mut map).await;
+        let (resp, framing, keep) = read.map_err(Err)?;
         let body = Body {
             conn: Some(self),
             origin: origin.clone(),
@@ -170,9 +174,14 @@ impl Conn {
     /// Reads until the answer's head is whole (skipping 1xx interim answers) and
     /// returns it with its body's framing and whether the connection stays open
     /// after it.
-    async fn read_head(&mut self, head_only: bool) -> Result<(Response<()>, Framing, bool), Error> {
+    /// `map` is an empty header map to fill.
+    async fn read_head(
+        &mut self,
+        head_only: bool,
+        map: &mut HeaderMap,
+    ) -> Result<(Response<()>, Framing, bool), Error> {
         loop {
-            if let Some(head) = self.parse_head(head_only)? {
+            if let Some(head) = self.parse_head(head_only, map)? {
                 return Ok(head);
             }
             if self.buf.len() > MAX_HEAD {
@@ -193,6 +202,7 @@ impl Conn {
     fn parse_head(
         &mut self,
         head_only: bool,
+        map: &mut HeaderMap,
     ) -> Result<Option<(Response<()>, Framing, bool)>, Error> {
         const BAD: Error = Error::Protocol("the upstream's answer is not valid HTTP/1.1");
         let mut slots = [const { MaybeUninit::uninit() }; MAX_HEADERS];
@@ -211,7 +221,7 @@ impl Conn {
                 return Err(Error::Protocol("the upstream switched protocols"));
             }
             self.buf.advance(len);
-            return self.parse_head(head_only);
+            return self.parse_head(head_only, map);
         }
         let status = StatusCode::from_u16(code).map_err(|_| BAD)?;
         let version = if parsed.version == Some(0) {
@@ -229,7 +239,8 @@ impl Conn {
             lines.push((name, h.value.as_ptr() as usize - start, h.value.len()));
         }
         let raw = self.buf.split_to(len).freeze();
-        let mut headers = HeaderMap::with_capacity(lines.len());
+        let mut headers = std::mem::take(map);
+        headers.reserve(lines.len());
         for (name, at, n) in lines {
             let value = HeaderValue::from_maybe_shared(raw.slice(at..at + n)).map_err(|_| BAD)?;
             headers.append(name, value);
