@@ -7,7 +7,6 @@
 use super::chunked::Chunked;
 use super::counted::Count;
 use super::origin::Origin;
-use super::stream::Stream;
 use super::Error;
 use crate::body::Spliced;
 use bytes::{Buf, Bytes, BytesMut};
@@ -24,6 +23,11 @@ use std::sync::Arc;
 use std::task::{ready, Context, Poll, Waker};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
+use tokio_util::either::Either;
+
+/// The socket: plain TCP, or TLS boxed (a TLS session is kilobytes; most
+/// upstreams a load test meets are plain).
+type Stream = Either<TcpStream, Box<TokioIo<MaybeHttpsStream<TokioIo<TcpStream>>>>>;
 
 /// An answer's head may not be longer than this.
 const MAX_HEAD: usize = 64 * 1024;
@@ -45,16 +49,22 @@ pub struct Conn {
     _count: Count,
 }
 
-/// A request that failed on a reused connection before any of it was written:
-/// another connection can take it, whole.
-pub struct Unsent(pub Request<Spliced>);
+/// Why a request got no answer on a connection.
+pub enum Failed {
+    /// The connection failed before any of the request was written: on a reused
+    /// connection, which the upstream may have just closed, another can take it
+    /// (boxed: a rare path, and the request is large).
+    Unsent(Box<Request<Spliced>>, io::Error),
+    /// The request went out (or part of it), then the exchange failed.
+    Broken(Error),
+}
 
 impl Conn {
     /// A connection over a dialled stream, counted as open until dropped.
     pub fn new(io: MaybeHttpsStream<TokioIo<TcpStream>>, count: Count) -> Box<Conn> {
         let io = match io {
-            MaybeHttpsStream::Http(tcp) => Stream::Plain(tcp.into_inner()),
-            tls => Stream::Tls(Box::new(TokioIo::new(tls))),
+            MaybeHttpsStream::Http(tcp) => Either::Left(tcp.into_inner()),
+            tls => Either::Right(Box::new(TokioIo::new(tls))),
         };
         Box::new(Conn {
             io,
@@ -79,25 +89,19 @@ impl Conn {
 
     /// Sends `req` to `path` on `host` and reads the answer's head; the body is
     /// read as the returned response's body is polled, and gives the connection
-    /// back to `origin` when it ends. `Err(Ok(unsent))` when the connection was
-    /// closed before any of the request went out and `reused` says it had served
-    /// before (a new one failing that way is an error).
+    /// back to `origin` when it ends.
     pub async fn send(
         mut self: Box<Conn>,
         req: Request<Spliced>,
         path: &str,
         host: &HeaderValue,
         origin: &Arc<Origin>,
-        reused: bool,
-    ) -> Result<Response<Body>, Result<Unsent, Error>> {
+    ) -> Result<Response<Body>, Failed> {
         self.encode_head(&req, path, host);
         match self.write_request(req.body().pieces()).await {
             Ok(()) => {}
-            Err((e, nothing_sent)) if nothing_sent && reused => {
-                tracing::debug!(error = %e, "idle upstream connection was closed");
-                return Err(Ok(Unsent(req)));
-            }
-            Err((e, _)) => return Err(Err(Error::Io(e))),
+            Err((e, true)) => return Err(Failed::Unsent(Box::new(req), e)),
+            Err((e, false)) => return Err(Failed::Broken(Error::Io(e))),
         }
         let head_only = req.method() == Method::HEAD;
         // The request's header map, sized for an answer (see `Call::build`), takes
@@ -105,7 +109,7 @@ impl Conn {
         let mut map = req.into_parts().0.headers;
         map.clear();
         let read = self.read_head(head_only, &mut map).await;
-        let (resp, framing, keep) = read.map_err(Err)?;
+        let (resp, framing, keep) = read.map_err(Failed::Broken)?;
         let body = Body {
             conn: Some(self),
             origin: origin.clone(),
@@ -116,7 +120,7 @@ impl Conn {
     }
 
     /// Writes the request line and headers of `req` into `self.head`, with
-    /// `Host` and the body's `Content-Length`.
+    /// `Host` and the body's `Content-Length` (`Call::build` sets neither).
     fn encode_head(&mut self, req: &Request<Spliced>, path: &str, host: &HeaderValue) {
         let h = &mut self.head;
         h.clear();
@@ -127,23 +131,14 @@ impl Conn {
         h.extend_from_slice(host.as_bytes());
         h.extend_from_slice(b"\r\n");
         for (name, value) in req.headers() {
-            if name == header::HOST {
-                continue;
-            }
             h.extend_from_slice(name.as_str().as_bytes());
             h.extend_from_slice(b": ");
             h.extend_from_slice(value.as_bytes());
             h.extend_from_slice(b"\r\n");
         }
-        if !req.headers().contains_key(header::CONTENT_LENGTH) {
-            let len = req.body().len();
-            if len > 0 || req.method() != Method::GET {
-                h.extend_from_slice(b"content-length: ");
-                h.extend_from_slice(itoa::Buffer::new().format(len).as_bytes());
-                h.extend_from_slice(b"\r\n");
-            }
-        }
-        h.extend_from_slice(b"\r\n");
+        h.extend_from_slice(b"content-length: ");
+        h.extend_from_slice(itoa::Buffer::new().format(req.body().len()).as_bytes());
+        h.extend_from_slice(b"\r\n\r\n");
     }
 
     /// Writes the head and `body` with as few system calls as the socket allows.
@@ -172,9 +167,8 @@ impl Conn {
     }
 
     /// Reads until the answer's head is whole (skipping 1xx interim answers) and
-    /// returns it with its body's framing and whether the connection stays open
-    /// after it.
-    /// `map` is an empty header map to fill.
+    /// returns it, its headers in the empty `map`, with its body's framing and
+    /// whether the connection stays open after it.
     async fn read_head(
         &mut self,
         head_only: bool,

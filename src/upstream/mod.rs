@@ -9,7 +9,6 @@ mod h1;
 mod origin;
 mod pool;
 pub mod provider;
-mod stream;
 
 pub use body::Body;
 pub use origin::{set_worker, Origin};

@@ -11,7 +11,7 @@
 
 use super::body::Body;
 use super::counted::{Count, CountedIo};
-use super::h1::{Conn, Unsent};
+use super::h1::{Conn, Failed};
 use super::origin::{lock, reap, Origin};
 use crate::body::Spliced;
 use crate::metrics::PoolMetrics;
@@ -48,15 +48,14 @@ impl Target {
         Target { path, url, origin }
     }
 
-    /// Sends `req` on the HTTP/1 connection `conn` (`reused` when it served before).
+    /// Sends `req` on the HTTP/1 connection `conn`.
     async fn send_h1(
         &self,
         conn: Box<Conn>,
         req: Request<Spliced>,
-        reused: bool,
-    ) -> Result<Response<Body>, Result<Unsent, Error>> {
+    ) -> Result<Response<Body>, Failed> {
         let (path, host) = (self.path.as_str(), &self.origin.host);
-        let resp = conn.send(req, path, host, &self.origin, reused).await?;
+        let resp = conn.send(req, path, host, &self.origin).await?;
         Ok(resp.map(Body::h1))
     }
 }
@@ -136,11 +135,14 @@ impl Client {
             return Box::pin(self.send_h2(target, req, None)).await;
         }
         while let Some(conn) = origin.checkout() {
-            match target.send_h1(conn, req, true).await {
+            match target.send_h1(conn, req).await {
                 Ok(resp) => return Ok(resp),
                 // Closed before the request was written: it is whole, try another.
-                Err(Ok(Unsent(unsent))) => req = unsent,
-                Err(Err(e)) => return Err(e),
+                Err(Failed::Unsent(unsent, e)) => {
+                    tracing::debug!(error = %e, "idle upstream connection was closed");
+                    req = *unsent;
+                }
+                Err(Failed::Broken(e)) => return Err(e),
             }
         }
         if !origin.probed.load(Ordering::Acquire) {
@@ -277,11 +279,11 @@ async fn send_h1_fresh(
     target: &Target,
     req: Request<Spliced>,
 ) -> Result<Response<Body>, Error> {
-    match target.send_h1(conn, req, false).await {
+    match target.send_h1(conn, req).await {
         Ok(resp) => Ok(resp),
         // A new connection takes no second try.
-        Err(Ok(Unsent(_))) => Err(Error::Io(io::ErrorKind::BrokenPipe.into())),
-        Err(Err(e)) => Err(e),
+        Err(Failed::Unsent(_, e)) => Err(Error::Io(e)),
+        Err(Failed::Broken(e)) => Err(e),
     }
 }
 
