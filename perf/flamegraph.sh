@@ -35,6 +35,6 @@ awk '{ n = $NF; t += n; sub(/ [0-9]+$/, ""); k = split($0, f, ";"); self[f[k]] +
      END { for (s in self) printf "%6.2f%%  %s\n", 100 * self[s] / t, s }' "$out.folded" \
   | sort -rn | awk 'NR <= 25' | cut -c1-140
 echo "share of samples: inside these (inclusive)"
-for pat in 'routes::handle' 'try_send_request' 'headers::finish' 'Tracked::finish' 'request::Parsed' 'scan::' 'router::' 'limiter::' 'entry_SYSCALL'; do
+for pat in 'routes::handle' 'upstream::' 'headers::finish' 'Tracked::finish' 'request::Parsed' 'scan::' 'router::' 'limiter::' 'entry_SYSCALL'; do
   awk -v p="$pat" '{ n = $NF; t += n; if (index($0, p)) s += n } END { printf "%6.2f%%  %s\n", 100 * s / t, p }' "$out.folded"
 done
