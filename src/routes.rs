@@ -6,7 +6,7 @@ use crate::error::ProxyError;
 use crate::health;
 use crate::info;
 use crate::metrics;
-use crate::proxy;
+use crate::proxy::{self, AttemptTimer};
 use crate::state::{App, Snapshot};
 use crate::upstream::Endpoint;
 use futures_util::future::{self, Either, FutureExt, Ready};
@@ -65,7 +65,8 @@ impl Target {
 }
 
 /// The hyper service: never fails, every problem becomes a response. Each request
-/// is logged at debug level, once its response head is ready.
+/// is logged at debug level, once its response head is ready. `timer` is the
+/// connection's timer for attempts, on HTTP/1 (see `proxy/timer.rs`).
 ///
 /// Everything but a proxied call is answered before this returns; a proxied call is
 /// one future, with no `async fn` layers around it. hyper keeps the future of each
@@ -75,12 +76,13 @@ impl Target {
 pub fn handle(
     app: Arc<App>,
     req: Request<Incoming>,
+    timer: Option<Arc<AttemptTimer>>,
 ) -> impl Future<Output = Response<ProxyBody>> + Send {
     let start = Instant::now();
     // Copied only when the line will be written: no work per request otherwise.
     let logged = tracing::enabled!(tracing::Level::DEBUG)
         .then(|| (req.method().clone(), req.uri().path().to_string()));
-    respond(app, req, start).map(move |resp| {
+    respond(app, req, start, timer).map(move |resp| {
         if let Some((method, path)) = logged {
             tracing::debug!(
                 %method,
@@ -101,6 +103,7 @@ fn respond(
     app: Arc<App>,
     req: Request<Incoming>,
     start: Instant,
+    timer: Option<Arc<AttemptTimer>>,
 ) -> Either<Ready<Response<ProxyBody>>, impl Future<Output = Response<ProxyBody>> + Send> {
     let now = |resp| Either::Left(future::ready(resp));
     let snap = app.snapshot.load_full();
@@ -138,7 +141,7 @@ fn respond(
                 head,
                 parts.headers,
                 body,
-                start,
+                proxy::Arrival { start, timer },
             ));
         }
         Target::Models => info::models(&snap),

@@ -9,6 +9,7 @@
 
 use crate::body::ProxyBody;
 use crate::inline_wake::inline_wakes;
+use crate::proxy::AttemptTimer;
 use crate::routes;
 use crate::state::App;
 use crate::upstream;
@@ -223,13 +224,15 @@ impl Connections {
             _ = stopping.changed() => return,
         };
         let activity = Arc::new(Activity::default());
+        // HTTP/1 serves one request at a time: its attempts can share a timer.
+        let timer = matches!(proto, Ok(Ok(Proto::Http1))).then(Arc::<AttemptTimer>::default);
         let service = {
             let activity = activity.clone();
             let app = self.app.clone();
             service_fn(move |req| {
                 // The request counts as open until its response body is done.
                 let open = Open::begin(&activity);
-                routes::handle(app.clone(), req).map(|resp| {
+                routes::handle(app.clone(), req, timer.clone()).map(|resp| {
                     Ok::<_, Infallible>(resp.map(|body| OpenBody { body, _open: open }))
                 })
             })

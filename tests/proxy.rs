@@ -304,6 +304,87 @@ async fn timeouts_per_request_deployment_and_router() {
     assert_eq!(r.status, 200);
 }
 
+/// An upstream that answers after 0.6 s, and sluice in front of it with no retries.
+async fn slow_upstream() -> (sluice::fake::FakeLlm, Sluice) {
+    let slow = fake(|c| c.latency = Duration::from_millis(600)).await;
+    let s = Sluice::start(&one_deployment(
+        &slow,
+        "",
+        "router_settings: {num_retries: 0}\n",
+    ))
+    .await;
+    (slow, s)
+}
+
+/// A request body for group `m` with its own `timeout` in seconds.
+fn with_timeout(secs: f64) -> String {
+    format!(r#"{{"model":"m","messages":[{{"role":"user","content":"hi"}}],"timeout":{secs}}}"#)
+}
+
+#[tokio::test]
+async fn attempts_on_one_http1_connection_each_keep_their_own_timeout() {
+    // The attempts of one HTTP/1 connection share a timer, moved for each: a
+    // shorter timeout after a longer one, a longer one after the timer fired, the
+    // same again, and a request after the timer fired while the connection sat
+    // idle must each get their own deadline.
+    let (slow, s) = slow_upstream().await;
+    let mut conn = tokio::net::TcpStream::connect(s.addr).await.unwrap();
+    for (secs, status) in [
+        (5.0, 200),
+        (0.2, 504),
+        (5.0, 200),
+        (0.2, 504),
+        (0.2, 504),
+        (1.0, 200),
+        (5.0, 200),
+    ] {
+        let (got, head, body) =
+            raw_exchange(&mut conn, raw_post(&with_timeout(secs)).as_bytes()).await;
+        assert_eq!(got, status, "timeout {secs}: {head}");
+        if status == 504 {
+            assert!(
+                String::from_utf8_lossy(&body).contains("0.2"),
+                "timeout {secs}"
+            );
+        }
+        if secs == 1.0 {
+            // Idle past that request's deadline: the timer fires with no attempt.
+            tokio::time::sleep(Duration::from_millis(700)).await;
+        }
+    }
+    assert_eq!(slow.stats().requests(), 7);
+}
+
+#[tokio::test]
+async fn attempts_on_http2_streams_each_keep_their_own_timeout() {
+    use http_body_util::{BodyExt, Full};
+    // HTTP/2 streams of one connection run side by side, each attempt with a timer
+    // of its own: a short timeout fails while a long one beside it succeeds.
+    let (slow, s) = slow_upstream().await;
+    let h2 = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .http2_only(true)
+        .build_http::<Full<bytes::Bytes>>();
+    let ask = |secs: f64| {
+        let req = http::Request::post(format!("{}/v1/chat/completions", s.url()))
+            .header("content-type", "application/json")
+            .body(Full::new(bytes::Bytes::from(with_timeout(secs))))
+            .unwrap();
+        let resp = h2.request(req);
+        async move {
+            let resp = resp.await.unwrap();
+            assert_eq!(resp.version(), http::Version::HTTP_2);
+            let status = resp.status().as_u16();
+            let body = resp.into_body().collect().await.unwrap().to_bytes();
+            (status, String::from_utf8_lossy(&body).into_owned())
+        }
+    };
+    let (long, short, long_again) = tokio::join!(ask(5.0), ask(0.2), ask(5.0));
+    assert_eq!(long.0, 200, "{}", long.1);
+    assert_eq!(short.0, 504, "{}", short.1);
+    assert!(short.1.contains("0.2"), "{}", short.1);
+    assert_eq!(long_again.0, 200, "{}", long_again.1);
+}
+
 #[tokio::test]
 async fn mock_testing_rate_limit_error_retries_then_429s() {
     let up = fake(|_| {}).await;

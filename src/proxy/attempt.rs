@@ -4,6 +4,7 @@
 //! usable; only when none is does the loop back off before retrying.
 
 use super::headers::{self, strip_hop_by_hop, Trace};
+use super::timer::{self, AttemptTimer};
 use super::Ask;
 use crate::body::{self, ProxyBody, Spliced, Tracked};
 use crate::clock;
@@ -90,6 +91,8 @@ pub struct Call<'a> {
     pub endpoint: Endpoint,
     pub req: &'a Parsed,
     pub ask: &'a Ask,
+    /// The client connection's timer for attempts, on HTTP/1 (see `timer.rs`).
+    pub timer: Option<&'a AttemptTimer>,
 }
 
 impl Call<'_> {
@@ -238,14 +241,15 @@ impl Call<'_> {
             .min(NO_TIMEOUT);
         let sent = Instant::now();
         let target = &dep.targets[self.endpoint.index()];
-        let outcome = tokio::time::timeout(
-            timeout,
+        let outcome = timer::until(
+            self.timer,
+            sent + timeout,
             self.app.client.send(target, self.build(dep, spare.take())),
         )
         .await;
         trace.upstream += sent.elapsed();
         let (failure, retry_after, failed) = match outcome {
-            Ok(Ok(resp)) if !retryable(resp.status()) => {
+            Some(Ok(resp)) if !retryable(resp.status()) => {
                 let failure = Failure::Status(resp.status().as_u16());
                 let ok = !failure.counts();
                 // A 4xx is no success either, though only some count towards cooldowns.
@@ -259,7 +263,7 @@ impl Call<'_> {
                 let outcome = Outcome { ok, counted };
                 return Ok(self.track(resp, dep, reservation, sent, group_size, outcome));
             }
-            Ok(Ok(resp)) => {
+            Some(Ok(resp)) => {
                 let retry_after = retry_after(&resp);
                 tracing::debug!(deployment = %dep.cfg.id, status = %resp.status(), "retryable status");
                 (
@@ -268,7 +272,7 @@ impl Call<'_> {
                     Failed::Upstream(resp),
                 )
             }
-            Ok(Err(e)) => {
+            Some(Err(e)) => {
                 tracing::debug!(deployment = %dep.cfg.id, error = %e, "upstream error");
                 (
                     Failure::Connect,
@@ -276,7 +280,7 @@ impl Call<'_> {
                     Failed::Own(ProxyError::UpstreamUnreachable(describe(&e))),
                 )
             }
-            Err(_) => {
+            None => {
                 tracing::debug!(deployment = %dep.cfg.id, ?timeout, "upstream timeout");
                 let e = ProxyError::UpstreamTimeout {
                     secs: timeout.as_secs_f64(),

@@ -5,6 +5,9 @@
 
 mod attempt;
 pub mod headers;
+mod timer;
+
+pub use timer::AttemptTimer;
 
 use crate::body::ProxyBody;
 use crate::error::ProxyError;
@@ -116,6 +119,13 @@ impl Ask {
     }
 }
 
+/// When a request arrived, and its client connection's timer for attempts where
+/// it has one (HTTP/1; see `timer.rs`).
+pub struct Arrival {
+    pub start: Instant,
+    pub timer: Option<Arc<AttemptTimer>>,
+}
+
 /// Reads, scans and proxies one request. `client_headers` is the map of the client's
 /// request head, read into `head` already: it is reused for the request sent upstream.
 ///
@@ -129,7 +139,7 @@ pub fn handle(
     head: Head,
     client_headers: HeaderMap,
     body: Incoming,
-    start: Instant,
+    arrival: Arrival,
 ) -> impl Future<Output = Response<ProxyBody>> + Send {
     let mut spare = Some(client_headers);
     async move {
@@ -139,7 +149,9 @@ pub fn handle(
         let req = match read.await.and_then(Parsed::new) {
             Ok(p) => p,
             Err(e) => {
-                app.metrics.unrouted.record(e.status().as_u16(), start);
+                app.metrics
+                    .unrouted
+                    .record(e.status().as_u16(), arrival.start);
                 return e.into_response();
             }
         };
@@ -148,18 +160,21 @@ pub fn handle(
             Some(Route::Deployment(d)) => (snap.deployments[d].group, Some(d)),
             None => {
                 let resp = ProxyError::UnknownModel(req.model().to_owned()).into_response();
-                app.metrics.unrouted.record(resp.status().as_u16(), start);
+                app.metrics
+                    .unrouted
+                    .record(resp.status().as_u16(), arrival.start);
                 return resp;
             }
         };
         let ask = Ask::new(&req, &head, snap);
-        let mut trace = Trace::new(start, first);
+        let mut trace = Trace::new(arrival.start, first);
         let call = attempt::Call {
             app,
             snap,
             endpoint,
             req: &req,
             ask: &ask,
+            timer: arrival.timer.as_deref(),
         };
 
         let mut failure = match call
