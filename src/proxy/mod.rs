@@ -122,7 +122,9 @@ impl Ask {
 /// When a request arrived, and its client connection's timer for attempts where
 /// it has one (HTTP/1; see `timer.rs`).
 pub struct Arrival {
+    /// When sluice received the request.
     pub start: Instant,
+    /// The timer the connection's attempts share; None on HTTP/2.
     pub timer: Option<Arc<AttemptTimer>>,
 }
 
