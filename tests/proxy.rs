@@ -383,6 +383,7 @@ async fn attempts_on_http2_streams_each_keep_their_own_timeout() {
     assert_eq!(short.0, 504, "{}", short.1);
     assert!(short.1.contains("0.2"), "{}", short.1);
     assert_eq!(long_again.0, 200, "{}", long_again.1);
+    assert_eq!(slow.stats().requests(), 3);
 }
 
 #[tokio::test]
