@@ -18,22 +18,28 @@ const BODY: &str = r#"{"id":"x","object":"chat.completion","choices":[]}"#;
 /// pause between (so that sluice reads them apart), then hanging up if `close`.
 /// Returns its URL and the number of connections it accepted.
 async fn scripted(pieces: Vec<Vec<u8>>, close: bool) -> (String, Arc<AtomicUsize>) {
+    scripted_each(vec![pieces], close).await
+}
+
+/// [`scripted`], the n-th request on a connection answered with `answers[n]`
+/// (taking them round again after the last).
+async fn scripted_each(answers: Vec<Vec<Vec<u8>>>, close: bool) -> (String, Arc<AtomicUsize>) {
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", l.local_addr().unwrap());
     let accepted = Arc::new(AtomicUsize::new(0));
     let count = accepted.clone();
-    let pieces = Arc::new(pieces);
+    let answers = Arc::new(answers);
     tokio::spawn(async move {
         loop {
             let (mut c, _) = l.accept().await.unwrap();
             count.fetch_add(1, Ordering::SeqCst);
-            let pieces = pieces.clone();
+            let answers = answers.clone();
             tokio::spawn(async move {
-                loop {
+                for pieces in answers.iter().cycle() {
                     if !request_arrives(&mut c).await {
                         return;
                     }
-                    for p in pieces.iter() {
+                    for p in pieces {
                         if c.write_all(p).await.is_err() {
                             return;
                         }
@@ -123,6 +129,51 @@ async fn interim_answers_are_skipped() {
         BODY.len()
     );
     assert_eq!(two_chats(vec![bytes(&answer)], false).await, 1);
+}
+
+#[tokio::test]
+async fn header_names_reach_the_client_whatever_their_case_and_order() {
+    // Answers on one connection: the names a connection keeps (`upstream/names.rs`)
+    // are found again in another order and case, beside new ones and without
+    // ones gone, each with its own answer's value.
+    let heads: [&[(&str, &str)]; 3] = [
+        &[
+            ("Content-Type", "application/json"),
+            ("X-Request-Id", "a1"),
+            ("openai-version", "v1"),
+        ],
+        &[
+            ("x-new", "n2"),
+            ("OPENAI-VERSION", "v2"),
+            ("content-type", "application/json"),
+            ("x-request-id", "a2"),
+        ],
+        &[("X-Request-ID", "a3"), ("Content-Type", "application/json")],
+    ];
+    let answers = heads
+        .iter()
+        .map(|head| {
+            let lines: String = head.iter().map(|(n, v)| format!("{n}: {v}\r\n")).collect();
+            let len = BODY.len();
+            vec![bytes(&format!(
+                "HTTP/1.1 200 OK\r\n{lines}content-length: {len}\r\n\r\n{BODY}"
+            ))]
+        })
+        .collect();
+    let (up, accepted) = scripted_each(answers, false).await;
+    let s = Sluice::start(&no_retry_config(&up)).await;
+    let url = format!("{}/v1/chat/completions", s.url());
+    for (i, head) in heads.iter().enumerate() {
+        let r = post(&url, &chat("m")).await;
+        assert_eq!(r.status, 200, "#{i}: {:?}", r.body);
+        assert_eq!(r.body, BODY, "#{i}");
+        for name in ["x-request-id", "openai-version", "x-new"] {
+            let sent = head.iter().find(|(n, _)| n.eq_ignore_ascii_case(name));
+            let got = r.headers.get(name).map(|v| v.to_str().unwrap());
+            assert_eq!(got, sent.map(|(_, v)| *v), "#{i}: {name}");
+        }
+    }
+    assert_eq!(accepted.load(Ordering::SeqCst), 1);
 }
 
 #[tokio::test]

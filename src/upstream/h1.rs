@@ -6,6 +6,7 @@
 
 use super::chunked::Chunked;
 use super::counted::Count;
+use super::names::Names;
 use super::origin::Origin;
 use super::Error;
 use crate::body::Spliced;
@@ -46,6 +47,8 @@ pub struct Conn {
     buf: BytesMut,
     /// The request head being written (kept for its room).
     head: Vec<u8>,
+    /// The header names of this upstream's answers.
+    names: Names,
     _count: Count,
 }
 
@@ -70,6 +73,7 @@ impl Conn {
             io,
             buf: BytesMut::new(),
             head: Vec::new(),
+            names: Names::default(),
             _count: count,
         })
     }
@@ -227,8 +231,9 @@ impl Conn {
         let start = self.buf.as_ptr() as usize;
         let mut lines: SmallVec<[(HeaderName, usize, usize); 16]> = SmallVec::new();
         let mut seen = HeadLines::new(version);
+        self.names.start();
         for h in parsed.headers.iter() {
-            let name = HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| BAD)?;
+            let name = self.names.name(h.name.as_bytes()).map_err(|_| BAD)?;
             seen.see(&name, h.value)?;
             lines.push((name, h.value.as_ptr() as usize - start, h.value.len()));
         }

@@ -6,6 +6,7 @@ mod body;
 mod chunked;
 mod counted;
 mod h1;
+mod names;
 mod origin;
 mod pool;
 pub mod provider;
