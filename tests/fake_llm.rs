@@ -197,6 +197,49 @@ async fn chat_completion_echoes_model_on_every_path() {
 }
 
 #[tokio::test]
+async fn openai_headers_are_on_every_answer_when_asked() {
+    let chat = r#"{"model":"m","messages":[{"role":"user","content":"x"}]}"#;
+    let names = |r: &Resp| {
+        let mut n: Vec<String> = r
+            .headers
+            .iter()
+            .map(|(k, _)| k.to_ascii_lowercase())
+            .collect();
+        n.sort();
+        n
+    };
+    let plain = start(FakeConfig::default()).await;
+    let r = post(plain.addr(), "/v1/chat/completions", chat).await;
+    assert_eq!(
+        names(&r),
+        ["content-length", "content-type", "date", "x-fake-llm-id"]
+    );
+    let openai = start(FakeConfig {
+        openai_headers: true,
+        ..Default::default()
+    })
+    .await;
+    for path in ["/v1/chat/completions", "/nowhere"] {
+        let r = post(openai.addr(), path, chat).await;
+        let got = names(&r);
+        assert_eq!(got.len(), 22, "{path}: {got:?}");
+        let mut once = got.clone();
+        once.dedup();
+        assert_eq!(once, got, "{path}: a name twice");
+        assert_eq!(
+            r.header("x-ratelimit-remaining-requests"),
+            Some("9999"),
+            "{path}"
+        );
+        assert_eq!(
+            r.header("alt-svc"),
+            Some(r#"h3=":443"; ma=86400"#),
+            "{path}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn text_completion_and_embeddings() {
     let fake = start(FakeConfig::default()).await;
     let v = post(

@@ -47,6 +47,10 @@ struct Args {
     /// HTTP status of injected errors.
     #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u16).range(100..=999))]
     error_status: u16,
+    /// Add to every answer the eighteen headers an OpenAI answer carries
+    /// (request id, rate limits, CDN headers), for benchmarks.
+    #[arg(long)]
+    openai_headers: bool,
     /// Tokio worker threads (default: available cores).
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
     workers: Option<u16>,
@@ -74,6 +78,7 @@ impl Args {
             chunk_delay: Duration::from_millis(self.chunk_delay_ms),
             error_rate: self.error_rate,
             error_status: self.error_status,
+            openai_headers: self.openai_headers,
             record: false,
         }
     }

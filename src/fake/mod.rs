@@ -74,6 +74,10 @@ pub struct FakeConfig {
     pub error_rate: f64,
     /// Status of the injected errors.
     pub error_status: u16,
+    /// Add the eighteen headers an OpenAI answer carries (request id, rate
+    /// limits, CDN headers, ...) to every answer, so that a benchmark reads as
+    /// many header lines through the proxy as a real upstream sends.
+    pub openai_headers: bool,
     /// Keep every request received, readable with [`FakeLlm::recorded`], so a
     /// test can check exactly what the proxy sent upstream.
     pub record: bool,
@@ -93,6 +97,7 @@ impl Default for FakeConfig {
             chunk_delay: Duration::ZERO,
             error_rate: 0.0,
             error_status: 500,
+            openai_headers: false,
             record: false,
         }
     }

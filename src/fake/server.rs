@@ -29,6 +29,34 @@ const RATE_LIMITED: &[u8] = br#"{"detail":"Rate Limited!"}"#;
 const HEALTH: &[u8] = br#"{"status":"ok"}"#;
 /// Model echoed when a request names none.
 const DEFAULT_MODEL: &str = "fake-model";
+/// The headers an answer from OpenAI's API carries besides `content-type`,
+/// `content-length` and `date`: those its API reference documents (request id,
+/// organization, processing time, version, rate limits) and those of the CDN in
+/// front of it. Values are fixed; only the names and their number matter to a
+/// benchmark of the proxy reading them.
+const OPENAI_HEADERS: [(&str, &str); 18] = [
+    ("access-control-expose-headers", "X-Request-ID"),
+    ("openai-organization", "org-fake"),
+    ("openai-processing-ms", "180"),
+    ("openai-project", "proj_fake"),
+    ("openai-version", "2020-10-01"),
+    ("x-ratelimit-limit-requests", "10000"),
+    ("x-ratelimit-limit-tokens", "2000000"),
+    ("x-ratelimit-remaining-requests", "9999"),
+    ("x-ratelimit-remaining-tokens", "1999950"),
+    ("x-ratelimit-reset-requests", "6ms"),
+    ("x-ratelimit-reset-tokens", "1ms"),
+    ("x-request-id", "req_0123456789abcdef0123456789abcdef"),
+    (
+        "strict-transport-security",
+        "max-age=31536000; includeSubDomains; preload",
+    ),
+    ("cf-cache-status", "DYNAMIC"),
+    ("x-content-type-options", "nosniff"),
+    ("server", "cloudflare"),
+    ("cf-ray", "0123456789abcdef-AMS"),
+    ("alt-svc", "h3=\":443\"; ma=86400"),
+];
 
 /// Everything a request handler needs, built once per server from its config.
 pub(crate) struct Shared {
@@ -38,6 +66,8 @@ pub(crate) struct Shared {
     pub(crate) recorded: Option<Mutex<Vec<Recorded>>>,
     /// `x-fake-llm-id` value, cloned into every response.
     id: HeaderValue,
+    /// [`OPENAI_HEADERS`], when `openai_headers` is on, added to every response.
+    extra: Vec<(HeaderName, HeaderValue)>,
     /// Minimum (or fixed) delay before answering.
     latency: Duration,
     /// Upper bound of a random delay, only when above `latency`.
@@ -89,6 +119,14 @@ impl Shared {
             stats,
             recorded: cfg.record.then(|| Mutex::new(Vec::new())),
             id,
+            extra: if cfg.openai_headers {
+                OPENAI_HEADERS
+                    .iter()
+                    .map(|&(n, v)| (HeaderName::from_static(n), HeaderValue::from_static(v)))
+                    .collect()
+            } else {
+                Vec::new()
+            },
             latency: cfg.latency,
             latency_max: cfg.latency_max.filter(|max| *max > cfg.latency),
             rpm: cfg.rpm.map(RpmLimiter::new),
@@ -172,7 +210,11 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
     if resp.status().is_success() {
         guard.0.stats.ok.fetch_add(1, Relaxed);
     }
-    resp.headers_mut().insert(X_FAKE_LLM_ID, guard.0.id.clone());
+    let headers = resp.headers_mut();
+    headers.insert(X_FAKE_LLM_ID, guard.0.id.clone());
+    for (name, value) in &guard.0.extra {
+        headers.append(name.clone(), value.clone());
+    }
     resp.body_mut().set_guard(guard);
     Ok(resp)
 }
