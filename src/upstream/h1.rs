@@ -228,8 +228,9 @@ impl Conn {
             Version::HTTP_11
         };
         // Names now; values, which share the head's bytes, once it is split off.
+        // Room on the stack for the 22 lines of an OpenAI answer and some more.
         let start = self.buf.as_ptr() as usize;
-        let mut lines: SmallVec<[(HeaderName, usize, usize); 16]> = SmallVec::new();
+        let mut lines: SmallVec<[(HeaderName, usize, usize); 32]> = SmallVec::new();
         let mut seen = HeadLines::new(version);
         self.names.start();
         for h in parsed.headers.iter() {
