@@ -4,7 +4,7 @@
 //! line's last time, instead of being parsed again; and a name that is not one of
 //! HTTP's standard ones (`x-request-id`, `openai-processing-ms`, ...) is shared
 //! with the connection's list instead of being copied into a new allocation for
-//! every answer. OpenAI's answers carry about fifteen such names.
+//! every answer. An OpenAI answer carries about a dozen such names.
 
 use http::header::{HeaderName, InvalidHeaderName};
 
