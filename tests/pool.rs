@@ -53,9 +53,16 @@ async fn connections_are_reused_and_none_are_left_spare() {
         "{after_first} connections for 16 requests"
     );
     assert_eq!(idle(&s) as f64, after_first, "every connection came back");
-    // The same again finds them idle.
+    // The same again finds them idle: a new one opens only where the first batch
+    // needed fewer than 16 (on a slow machine one answer can end before the last
+    // request of the batch reaches sluice), so never more than 16 in all.
     batch().await;
-    assert_eq!(opened(&s).await, after_first);
+    let after_second = opened(&s).await;
+    assert!(
+        after_second <= 16.0,
+        "{after_second} connections in all for two batches of 16 (the first opened {after_first})"
+    );
+    assert_eq!(idle(&s) as f64, after_second, "every connection came back");
     assert_eq!(up.stats().requests(), 42);
 }
 
