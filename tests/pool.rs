@@ -26,8 +26,8 @@ fn idle(s: &Sluice) -> usize {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn connections_are_reused_and_none_are_left_spare() {
-    let up = fake(|c| c.latency = Duration::from_millis(20)).await;
+async fn requests_one_after_another_share_one_connection() {
+    let up = fake(|_| {}).await;
     let s = Sluice::start(&no_retry_config(&up.url())).await;
     let url = format!("{}/v1/chat/completions", s.url());
     for _ in 0..10 {
@@ -35,8 +35,43 @@ async fn connections_are_reused_and_none_are_left_spare() {
     }
     assert_eq!(opened(&s).await, 1.0, "one after another: one connection");
     assert_eq!(idle(&s), 1);
+    assert_eq!(up.stats().requests(), 10);
+}
 
-    // 16 at once: each needs a connection of its own, and gets exactly one.
+/// An upstream that holds its answers until `n` requests are waiting, then sends
+/// them all, on keep-alive connections: each batch of `n` requests is in flight
+/// at once however slow the machine, so it needs `n` connections. Also returns
+/// the count of connections accepted.
+async fn gathering_upstream(n: usize) -> (String, Arc<AtomicUsize>) {
+    let gate = Arc::new(tokio::sync::Barrier::new(n));
+    raw_upstream(move |mut c| {
+        let gate = gate.clone();
+        async move {
+            while request_arrives(&mut c).await {
+                gate.wait().await;
+                c.write_all(&ok_answer(false)).await.unwrap();
+            }
+        }
+    })
+    .await
+}
+
+/// A 200 with a small completion; with `close`, it says `connection: close`.
+fn ok_answer(close: bool) -> Vec<u8> {
+    let body = r#"{"id":"x","object":"chat.completion","choices":[]}"#;
+    let close = if close { "connection: close\r\n" } else { "" };
+    format!(
+        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n{close}content-length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_requests_get_a_connection_each_and_none_are_left_spare() {
+    let (up, accepted) = gathering_upstream(16).await;
+    let s = Sluice::start(&no_retry_config(&up)).await;
+    let url = format!("{}/v1/chat/completions", s.url());
     let batch = || async {
         let sent = (0..16).map(|_| {
             let url = url.clone();
@@ -46,55 +81,25 @@ async fn connections_are_reused_and_none_are_left_spare() {
             assert_eq!(s.unwrap(), 200);
         }
     };
+    // 16 at once: each needs a connection of its own, and gets exactly one.
     batch().await;
-    let after_first = opened(&s).await;
-    assert!(
-        after_first <= 16.0,
-        "{after_first} connections for 16 requests"
-    );
-    assert_eq!(idle(&s) as f64, after_first, "every connection came back");
-    // The same again finds them idle: a new one opens only where the first batch
-    // needed fewer than 16 (on a slow machine one answer can end before the last
-    // request of the batch reaches sluice), so never more than 16 in all.
+    assert_eq!(opened(&s).await, 16.0);
+    assert_eq!(idle(&s), 16, "every connection came back");
+    // The same again finds them idle and opens none.
     batch().await;
-    let after_second = opened(&s).await;
-    assert!(
-        after_second <= 16.0,
-        "{after_second} connections in all for two batches of 16 (the first opened {after_first})"
-    );
-    assert_eq!(idle(&s) as f64, after_second, "every connection came back");
-    assert_eq!(up.stats().requests(), 42);
+    assert_eq!(opened(&s).await, 16.0);
+    assert_eq!(idle(&s), 16, "every connection came back");
+    assert_eq!(accepted.load(Ordering::SeqCst), 16);
 }
 
 /// An upstream that answers one request per connection, then closes it; with
 /// `announce`, its answer says `connection: close`, otherwise it just hangs up.
 async fn one_shot_upstream(announce: bool) -> (String, Arc<AtomicUsize>) {
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", l.local_addr().unwrap());
-    let accepted = Arc::new(AtomicUsize::new(0));
-    let count = accepted.clone();
-    tokio::spawn(async move {
-        loop {
-            let (mut c, _) = l.accept().await.unwrap();
-            count.fetch_add(1, Ordering::SeqCst);
-            tokio::spawn(async move {
-                read_request(&mut c).await;
-                let body = r#"{"id":"x","object":"chat.completion","choices":[]}"#;
-                let close = if announce {
-                    "connection: close\r\n"
-                } else {
-                    ""
-                };
-                let head = format!(
-                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n{close}content-length: {}\r\n\r\n",
-                    body.len()
-                );
-                c.write_all(head.as_bytes()).await.unwrap();
-                c.write_all(body.as_bytes()).await.unwrap();
-            });
-        }
-    });
-    (url, accepted)
+    raw_upstream(move |mut c| async move {
+        read_request(&mut c).await;
+        c.write_all(&ok_answer(announce)).await.unwrap();
+    })
+    .await
 }
 
 #[tokio::test]

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 
 const BODY: &str = r#"{"id":"x","object":"chat.completion","choices":[]}"#;
 
@@ -24,45 +24,27 @@ async fn scripted(pieces: Vec<Vec<u8>>, close: bool) -> (String, Arc<AtomicUsize
 /// [`scripted`], the n-th request on a connection answered with `answers[n]`
 /// (taking them round again after the last).
 async fn scripted_each(answers: Vec<Vec<Vec<u8>>>, close: bool) -> (String, Arc<AtomicUsize>) {
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", l.local_addr().unwrap());
-    let accepted = Arc::new(AtomicUsize::new(0));
-    let count = accepted.clone();
     let answers = Arc::new(answers);
-    tokio::spawn(async move {
-        loop {
-            let (mut c, _) = l.accept().await.unwrap();
-            count.fetch_add(1, Ordering::SeqCst);
-            let answers = answers.clone();
-            tokio::spawn(async move {
-                for pieces in answers.iter().cycle() {
-                    if !request_arrives(&mut c).await {
-                        return;
-                    }
-                    for p in pieces {
-                        if c.write_all(p).await.is_err() {
-                            return;
-                        }
-                        tokio::time::sleep(Duration::from_millis(5)).await;
-                    }
-                    if close {
-                        return;
-                    }
+    raw_upstream(move |mut c| {
+        let answers = answers.clone();
+        async move {
+            for pieces in answers.iter().cycle() {
+                if !request_arrives(&mut c).await {
+                    return;
                 }
-            });
+                for p in pieces {
+                    if c.write_all(p).await.is_err() {
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                if close {
+                    return;
+                }
+            }
         }
-    });
-    (url, accepted)
-}
-
-/// Reads one request; false when the connection closed instead.
-async fn request_arrives(c: &mut TcpStream) -> bool {
-    let mut first = [0u8; 1];
-    if c.peek(&mut first).await.unwrap_or(0) == 0 {
-        return false;
-    }
-    read_request(c).await;
-    true
+    })
+    .await
 }
 
 fn bytes(s: &str) -> Vec<u8> {

@@ -11,7 +11,9 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 pub use sluice::server::Timeouts;
 use sluice::state::{App, Snapshot};
+use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -382,6 +384,38 @@ pub async fn failing_fake(status: u16) -> sluice::fake::FakeLlm {
         c.error_status = status;
     })
     .await
+}
+
+/// A raw upstream on port 0: every connection it accepts goes to `serve` on a task
+/// of its own. Returns its URL and the count of connections accepted so far.
+pub async fn raw_upstream<F, Fut>(serve: F) -> (String, Arc<AtomicUsize>)
+where
+    F: Fn(TcpStream) -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", l.local_addr().unwrap());
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let count = accepted.clone();
+    tokio::spawn(async move {
+        loop {
+            let (c, _) = l.accept().await.unwrap();
+            count.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(serve(c));
+        }
+    });
+    (url, accepted)
+}
+
+/// Reads one request on a raw upstream socket; false when the connection closed
+/// instead.
+pub async fn request_arrives(c: &mut TcpStream) -> bool {
+    let mut first = [0u8; 1];
+    if c.peek(&mut first).await.unwrap_or(0) == 0 {
+        return false;
+    }
+    read_request(c).await;
+    true
 }
 
 /// Reads one HTTP/1 request (with a `content-length` body, if any) from a raw
