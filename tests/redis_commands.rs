@@ -5,6 +5,7 @@
 mod common;
 use common::redis::*;
 use common::*;
+use sluice::limiter::shared::Mode;
 use std::time::Instant;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -21,6 +22,15 @@ async fn redis_sees_few_commands_per_request() {
     let secs = started.elapsed().as_secs_f64();
     let (after, after_all) = redis.command_calls();
     assert!(other.is_empty() && ok == 3000, "{ok} {other:?}");
+    // A replica whose Redis rounds were slow (two over 300 ms) has switched to local
+    // limits and heartbeats more often: the rate below would not be the shared one.
+    for (i, r) in rs.iter().enumerate() {
+        assert_eq!(
+            r.app.limit_mode(),
+            Mode::Shared,
+            "replica {i} left shared limits"
+        );
+    }
     let per_request = (after - before) as f64 / 3000.0;
     let with_scripts = (after_all - before_all) as f64 / 3000.0;
     println!("{per_request:.4} commands per request ({with_scripts:.4} counting those inside scripts) at {:.0} requests/s", 3000.0 / secs);

@@ -25,7 +25,7 @@ model_list:
   - model_name: m
     litellm_params: {{model: openai/b, api_base: "{}"}}
     model_info: {{id: good}}
-router_settings: {{num_retries: 1, allowed_fails: 1, cooldown_time: 1.5}}
+router_settings: {{num_retries: 1, allowed_fails: 1, cooldown_time: 3}}
 "#,
         bad.url(),
         good.url()
@@ -41,7 +41,7 @@ router_settings: {{num_retries: 1, allowed_fails: 1, cooldown_time: 1.5}}
     }
     // Two failures (allowed_fails 1) cooled it; after that it got nothing.
     assert_eq!(bad.stats().requests(), 2);
-    tokio::time::sleep(Duration::from_millis(1700)).await;
+    tokio::time::sleep(Duration::from_millis(3200)).await;
     for _ in 0..30 {
         assert_eq!(post(&url, &chat("m")).await.status, 200);
     }
@@ -258,10 +258,11 @@ async fn backoff_only_when_no_other_deployment_is_usable() {
         started.elapsed()
     );
 
-    // With a second, healthy deployment there is no wait at all.
+    // With a second, healthy deployment there is no wait at all: `retry_after: 30`
+    // makes any backoff at least 30 s, which no slow machine can be mistaken for.
     let good = fake(|_| {}).await;
     let s = Sluice::start(&format!(
-        "model_list:\n  - model_name: m\n    litellm_params: {{model: openai/a, api_base: \"{}\", weight: 1000}}\n  - model_name: m\n    litellm_params: {{model: openai/b, api_base: \"{}\", weight: 1}}\nrouter_settings: {{num_retries: 2, disable_cooldowns: true}}\n",
+        "model_list:\n  - model_name: m\n    litellm_params: {{model: openai/a, api_base: \"{}\", weight: 1000}}\n  - model_name: m\n    litellm_params: {{model: openai/b, api_base: \"{}\", weight: 1}}\nrouter_settings: {{num_retries: 2, disable_cooldowns: true, retry_after: 30}}\n",
         bad.url(),
         good.url()
     ))
@@ -276,7 +277,7 @@ async fn backoff_only_when_no_other_deployment_is_usable() {
         );
     }
     assert!(
-        started.elapsed() < Duration::from_millis(1000),
+        started.elapsed() < Duration::from_secs(10),
         "{:?}",
         started.elapsed()
     );

@@ -163,8 +163,9 @@ async fn busy_http1_connections_outlive_the_idle_timeout() {
     };
 
     // After a long response, a client that comes back within a period finds its
-    // connection open: quiet means no response finishing either.
-    let pause = IDLE / 2;
+    // connection open: quiet means no response finishing either. A quarter period
+    // leaves the client three quarters (225 ms) to be late by on a busy machine.
+    let pause = IDLE / 4;
     let mut conn = TcpStream::connect(s.addr).await.unwrap();
     let (status, _, body) = raw_exchange(&mut conn, request("slow", false).as_bytes()).await;
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
@@ -190,7 +191,7 @@ async fn busy_http1_connections_outlive_the_idle_timeout() {
     }
     tokio::time::sleep(pause).await;
 
-    // Requests half a period apart for four periods: the same connection serves
+    // Requests a quarter period apart for four periods: the same connection serves
     // them all.
     let started = Instant::now();
     while started.elapsed() < IDLE * 4 {
@@ -267,7 +268,15 @@ async fn connections_are_served_on_the_workers_they_are_handed_to() {
         tokio::spawn(
             async move { raw_exchange(&mut conn, raw_post(&chat("slow")).as_bytes()).await },
         );
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Shut down once the upstream holds the request (it answers 400 ms later).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while slow.stats().requests() == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the slow request never reached the upstream"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     s.shutdown().await;
     let (status, _, body) = running.await.unwrap();
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
