@@ -159,6 +159,66 @@ async fn header_names_reach_the_client_whatever_their_case_and_order() {
 }
 
 #[tokio::test]
+async fn answers_of_any_size_follow_one_another_on_one_connection() {
+    // A connection keeps its read buffer between answers: each answer must come
+    // whole and alone, whether it fits in what is left of the buffer or not, with
+    // a head or a body longer than the buffer, in one piece or two.
+    let padded = |n: usize| {
+        format!(
+            r#"{{"id":"x","object":"chat.completion","choices":[],"pad":"{}"}}"#,
+            "p".repeat(n)
+        )
+    };
+    let long_head: String = (0..60)
+        .map(|i| format!("x-line-{i}: {}\r\n", "v".repeat(90)))
+        .collect();
+    let answer = |extra: &str, body: &str| {
+        format!("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n{extra}content-length: {}\r\n\r\n{body}", body.len())
+    };
+    let bodies = [
+        padded(10),
+        padded(20_000),
+        padded(3_000),
+        padded(10),
+        padded(700),
+        padded(10),
+    ];
+    let answers: Vec<Vec<Vec<u8>>> = vec![
+        vec![bytes(&answer("", &bodies[0]))],
+        // Split inside the body.
+        {
+            let a = answer("", &bodies[1]);
+            vec![bytes(&a[..9_000]), bytes(&a[9_000..])]
+        },
+        vec![bytes(&answer("", &bodies[2]))],
+        // A head of about 6 KB.
+        vec![bytes(&answer(&long_head, &bodies[3]))],
+        vec![bytes(&answer("", &bodies[4]))],
+        // Split inside the head.
+        {
+            let a = answer("", &bodies[5]);
+            vec![bytes(&a[..20]), bytes(&a[20..])]
+        },
+    ];
+    let (up, accepted) = scripted_each(answers, false).await;
+    let s = Sluice::start(&no_retry_config(&up)).await;
+    let url = format!("{}/v1/chat/completions", s.url());
+    for round in 0..2 {
+        for (i, body) in bodies.iter().enumerate() {
+            let r = post(&url, &chat("m")).await;
+            assert_eq!(r.status, 200, "round {round} #{i}: {:?}", r.body);
+            assert!(
+                r.body == *body,
+                "round {round} #{i}: {} bytes, not the {} sent",
+                r.body.len(),
+                body.len()
+            );
+        }
+    }
+    assert_eq!(accepted.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
 async fn answers_that_end_their_connection_are_not_reused() {
     let len = BODY.len();
     for (what, answer) in [

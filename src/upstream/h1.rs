@@ -178,6 +178,12 @@ impl Conn {
         head_only: bool,
         map: &mut HeaderMap,
     ) -> Result<(Response<()>, Framing, bool), Error> {
+        // Each answer starts with `READ_ROOM` of room: the block the last answer was
+        // read into again, with no allocation, once nothing holds that answer's
+        // head or body any more (a new block otherwise).
+        if self.buf.capacity() < READ_ROOM {
+            self.buf.reserve(READ_ROOM);
+        }
         loop {
             if let Some(head) = self.parse_head(head_only, map)? {
                 return Ok(head);
@@ -435,11 +441,12 @@ impl Body {
     }
 
     /// Gives the connection back if it can serve again: kept open, and nothing
-    /// read past this answer. Its read buffer goes (idle connections hold none).
+    /// read past this answer. It keeps its read buffer, empty, for the next answer
+    /// (see `read_head`): an idle connection holds one read block, `READ_ROOM`
+    /// unless it once read a longer head.
     fn finish(&mut self) {
-        if let Some(mut conn) = self.conn.take() {
+        if let Some(conn) = self.conn.take() {
             if self.keep && conn.buf.is_empty() {
-                conn.buf = BytesMut::new();
                 self.origin.checkin(conn);
             }
         }
