@@ -24,11 +24,13 @@ pub struct Worker {
 impl Worker {
     /// Starts worker `i` (which keeps its own idle upstream connections, see
     /// [`crate::upstream::set_worker`]) on a thread named `sluice-worker-i`,
-    /// pinned to `cpu` if one is given (see [`pin_thread`]).
+    /// pinned to `cpu` if one is given (see [`pin_thread`]). Returns once the
+    /// thread runs under its name, on its CPU.
     pub fn start(i: usize, cpu: Option<usize>) -> std::io::Result<Worker> {
         let rt = runtime()?;
         let handle = rt.handle().clone();
         let (stop, stopped) = oneshot::channel::<()>();
+        let (ready, is_ready) = std::sync::mpsc::channel::<()>();
         let thread = std::thread::Builder::new()
             .name(format!("sluice-worker-{i}"))
             .spawn(move || {
@@ -36,10 +38,13 @@ impl Worker {
                     pin_thread(cpu);
                 }
                 crate::upstream::set_worker(i);
+                let _ = ready.send(());
                 rt.block_on(async {
                     let _ = stopped.await;
                 });
             })?;
+        // An error means the thread ended early (it panicked): nothing to wait for.
+        let _ = is_ready.recv();
         Ok(Worker {
             handle,
             stop: Some(stop),
