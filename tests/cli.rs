@@ -2,7 +2,9 @@
 //! on a bad one (every problem listed with its place, exit 2), a graceful stop
 //! that lets an in-flight stream finish, and workers pinned to CPUs.
 
-use std::io::{BufRead, BufReader, Read, Write};
+mod common;
+use common::{port_from, sluice_command, tempdir};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -112,37 +114,6 @@ router_settings:
     assert!(err.contains("--config"), "{err}");
 }
 
-fn tempdir() -> std::path::PathBuf {
-    let d = std::env::temp_dir().join(format!(
-        "sluice-cli-{}-{}",
-        std::process::id(),
-        fastrand::u64(..)
-    ));
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-/// Starts a child and returns the port from its "http://127.0.0.1:PORT" line.
-fn port_from(child: &mut std::process::Child, stderr: bool) -> u16 {
-    let reader: Box<dyn Read + Send> = if stderr {
-        Box::new(child.stderr.take().unwrap())
-    } else {
-        Box::new(child.stdout.take().unwrap())
-    };
-    let mut lines = BufReader::new(reader).lines();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline {
-        let line = lines.next().expect("child printed its port").unwrap();
-        if let Some(rest) = line.split("http://127.0.0.1:").nth(1) {
-            let port: String = rest.chars().take_while(char::is_ascii_digit).collect();
-            // Keep draining the pipe so the child never blocks on a full pipe.
-            std::thread::spawn(move || for _ in lines {});
-            return port.parse().unwrap();
-        }
-    }
-    panic!("no port line");
-}
-
 #[test]
 fn bad_durations_are_refused_with_exit_2() {
     let config = concat!(env!("CARGO_MANIFEST_DIR"), "/configs/quickstart.yaml");
@@ -182,18 +153,8 @@ fn sigterm_lets_an_in_flight_stream_finish_then_exits_0() {
         format!("model_list:\n  - model_name: m\n    litellm_params: {{model: openai/m, api_base: \"http://127.0.0.1:{fake_port}\"}}\n"),
     )
     .unwrap();
-    let mut sluice = Command::new(SLUICE)
-        .args([
-            "--config",
-            cfg.to_str().unwrap(),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            "0",
-            "--grace-period",
-            "10",
-        ])
-        .stderr(Stdio::piped())
+    let mut sluice = sluice_command(&cfg)
+        .args(["--grace-period", "10"])
         .spawn()
         .unwrap();
     let port = port_from(&mut sluice, true);

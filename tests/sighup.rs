@@ -3,13 +3,13 @@
 //! problem logged, and neither the master key nor an API key ever reaches the log
 //! (checked with one line per request at debug level).
 
+mod common;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-const SLUICE: &str = env!("CARGO_BIN_EXE_sluice");
 const MASTER: &str = "sk-master-never-logged";
 const KEY: &str = "sk-upstream-never-logged";
 
@@ -66,17 +66,8 @@ fn sighup_reloads_logs_changes_and_never_logs_keys() {
     std::fs::create_dir_all(&dir).unwrap();
     let cfg = dir.join("c.yaml");
     std::fs::write(&cfg, config(false, false)).unwrap();
-    let mut child = Command::new(SLUICE)
-        .args([
-            "--config",
-            cfg.to_str().unwrap(),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            "0",
-        ])
+    let mut child = common::sluice_command(&cfg)
         .env("RUST_LOG", "debug")
-        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let log = Arc::new(Mutex::new(String::new()));

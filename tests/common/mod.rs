@@ -12,10 +12,11 @@ use hyper_util::rt::TokioExecutor;
 pub use sluice::server::Timeouts;
 use sluice::state::{App, Snapshot};
 use std::future::Future;
+use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -441,4 +442,46 @@ pub async fn read_request(c: &mut TcpStream) -> Vec<u8> {
             return buf[p + 4..].to_vec();
         }
     }
+}
+
+/// The `sluice` binary serving `config` on 127.0.0.1 and a free port, its log on
+/// stderr, piped (read the port with [`port_from`]); callers add what else they need.
+pub fn sluice_command(config: &std::path::Path) -> std::process::Command {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"));
+    c.args(["--config", config.to_str().unwrap()])
+        .args(["--host", "127.0.0.1", "--port", "0"])
+        .stderr(std::process::Stdio::piped());
+    c
+}
+
+/// A new directory under the system's temporary one.
+pub fn tempdir() -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!(
+        "sluice-test-{}-{}",
+        std::process::id(),
+        fastrand::u64(..)
+    ));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Starts a child and returns the port from its "http://127.0.0.1:PORT" line.
+pub fn port_from(child: &mut std::process::Child, stderr: bool) -> u16 {
+    let reader: Box<dyn Read + Send> = if stderr {
+        Box::new(child.stderr.take().unwrap())
+    } else {
+        Box::new(child.stdout.take().unwrap())
+    };
+    let mut lines = BufReader::new(reader).lines();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        let line = lines.next().expect("child printed its port").unwrap();
+        if let Some(rest) = line.split("http://127.0.0.1:").nth(1) {
+            let port: String = rest.chars().take_while(char::is_ascii_digit).collect();
+            // Keep draining the pipe so the child never blocks on a full pipe.
+            std::thread::spawn(move || for _ in lines {});
+            return port.parse().unwrap();
+        }
+    }
+    panic!("no port line");
 }
