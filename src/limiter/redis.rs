@@ -306,7 +306,6 @@ pub async fn run(
                         "redis sent no usable time: the shared clock keeps its last offset"
                     ),
                 }
-                sync.set_replicas(replicas.max(1) as u64);
                 let now_epoch = v.get(2).and_then(Value::as_string);
                 if epoch.is_some() && now_epoch != epoch {
                     tracing::warn!(
@@ -319,6 +318,16 @@ pub async fn run(
                     fall_back(&sync);
                 }
                 epoch = now_epoch;
+                // While a minute finishes on local shares the count only rises: a
+                // Redis back from a restart lists only the replicas that have sent a
+                // heartbeat since, and a smaller count would grow this replica's
+                // share (limit / replicas) past its part of the limit.
+                let replicas = replicas.max(1) as u64;
+                if sync.mode() == Mode::LocalFallback {
+                    sync.raise_replicas(replicas);
+                } else {
+                    sync.set_replicas(replicas);
+                }
             }
             last_heartbeat = Some(Instant::now());
         }

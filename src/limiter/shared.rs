@@ -100,6 +100,12 @@ impl SyncState {
             .store(n.clamp(1, u64::from(u32::MAX)) as u32, Ordering::Release);
     }
 
+    /// Records the replicas seen alive, unless fewer than the count already known.
+    pub fn raise_replicas(&self, n: u64) {
+        self.replicas
+            .fetch_max(n.clamp(1, u64::from(u32::MAX)) as u32, Ordering::AcqRel);
+    }
+
     /// Sync rounds finished so far; read before a pick that may wait.
     pub fn rounds(&self) -> u64 {
         self.rounds.load(Ordering::Acquire)
