@@ -43,53 +43,6 @@ const HEARTBEAT: Duration = Duration::from_secs(1);
 const REPLICA_TTL_MS: u64 = 5_000;
 /// Quota counters outlive their minute by this much.
 const COUNTER_TTL_MS: u64 = 120_000;
-/// The channel cooldowns are announced on.
-const CHANNEL: &str = "sluice:cooldowns";
-/// Keys shared by all deployments (one hash slot, so scripts work on a cluster).
-const REPLICAS_KEY: &str = "sluice:{global}:replicas";
-const COOLDOWNS_KEY: &str = "sluice:{global}:cooldowns";
-const EPOCH_KEY: &str = "sluice:{global}:epoch";
-
-const CLAIM: &str = r#"
-local function claim(key, want, limit, extra)
-  if limit < 0 then return {0, 0} end
-  local used = tonumber(redis.call('GET', key) or '0')
-  local granted = math.min(want, limit - used - extra)
-  if granted < 0 then granted = 0 end
-  if granted + extra ~= 0 then
-    used = redis.call('INCRBY', key, granted + extra)
-    redis.call('PEXPIRE', key, ARGV[7])
-  end
-  return {granted, used}
-end
-local r = claim(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]))
-local t = claim(KEYS[2], tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]))
-return {r[1], r[2], t[1], t[2]}
-"#;
-
-/// Also returns the epoch: a random marker set once per Redis dataset (by whichever
-/// replica gets there first), so every replica notices when Redis lost its counters
-/// (a restart without persistence).
-const HEARTBEAT_LUA: &str = r#"
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]) * 2)
-redis.call('SET', KEYS[2], ARGV[3], 'NX')
-return {now, redis.call('ZCARD', KEYS[1]), redis.call('GET', KEYS[2])}
-"#;
-
-const COOLDOWN: &str = r#"
-local cur = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')
-if tonumber(ARGV[2]) > cur then redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) end
-redis.call('PEXPIRE', KEYS[1], 86400000)
-redis.call('PUBLISH', ARGV[3], ARGV[1] .. ' ' .. ARGV[2])
-return 1
-"#;
-
-const COOLDOWNS: &str = "return redis.call('HGETALL', KEYS[1])";
-
 /// fred's config for the Redis of `router_settings`.
 pub fn client_config(s: &RedisSettings) -> Result<Config, String> {
     let mut config = match (&s.url, s.cluster_nodes.is_empty()) {
@@ -177,7 +130,7 @@ pub async fn run(
     connect(&client, &subscriber, &app, &refetch).await;
 
     let replica_id = format!("{:032x}", fastrand::u128(..));
-    let scripts = [CLAIM, HEARTBEAT_LUA, COOLDOWN, COOLDOWNS].map(fred::util::sha1_hash);
+    let scripts = ALL.map(fred::util::sha1_hash);
     let mut scripts_loaded = false;
     let mut seen: HashMap<Arc<str>, Seen> = HashMap::new();
     let mut last_heartbeat: Option<Instant> = None;
@@ -462,29 +415,10 @@ async fn fetch_cooldowns(client: &Client, sha: &str, app: &App) {
     }
 }
 
-async fn load_scripts(client: &Client, clustered: bool) -> bool {
-    for script in [CLAIM, HEARTBEAT_LUA, COOLDOWN, COOLDOWNS] {
-        let load = async {
-            if clustered {
-                client.script_load_cluster::<(), _>(script).await
-            } else {
-                client.script_load::<String, _>(script).await.map(|_| ())
-            }
-        };
-        match tokio::time::timeout(SLOW * 4, load).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                tracing::debug!(error = %e, "redis: cannot load scripts");
-                return false;
-            }
-            Err(_) => return false,
-        }
-    }
-    true
-}
-
 mod plan;
+mod scripts;
 use plan::{plan, undo};
+use scripts::{load_scripts, ALL, CHANNEL, COOLDOWNS_KEY, EPOCH_KEY, REPLICAS_KEY};
 
 #[cfg(test)]
 mod tests {
