@@ -185,8 +185,13 @@ async fn a_replica_alone_after_redis_returns_keeps_its_share_for_the_minute() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    // A few more rounds (50 ms apart while limits are local) read that count.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Three more rounds (each with a heartbeat while limits are local) read that count.
+    let rounds = sync.rounds();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while sync.rounds() < rounds + 3 {
+        assert!(Instant::now() < deadline, "the sync rounds stopped");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     assert_eq!(sync.replicas(), 2, "the count fell within the minute");
     let (ok, _, errors) = offer(&rs, 60, 200, &chat("m")).await;
     assert!(errors.is_empty(), "{errors:?}");

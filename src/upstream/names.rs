@@ -12,7 +12,7 @@ use http::header::{HeaderName, InvalidHeaderName};
 /// the rest parsed each time (so a misbehaving upstream cannot grow the list).
 const MAX_NAMES: usize = 32;
 
-/// The names seen on one connection, in the order the last answer used them.
+/// The names seen on one connection, in the order they were first seen.
 #[derive(Default)]
 pub struct Names {
     seen: Vec<HeaderName>,
